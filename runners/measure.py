@@ -1,0 +1,175 @@
+"""Run a command and measure it with psutil: wall time, peak RSS and CPU time of its tree.
+
+Output goes straight to files (never held in memory), so a huge or non-UTF-8 output
+cannot exhaust the worker.  A timeout kills the whole process tree.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+
+@dataclass
+class Measured:
+    """What one measured command did."""
+
+    argv: list[str]
+    returncode: int
+    wall_s: float
+    peak_rss_mb: float
+    cpu_user_s: float
+    cpu_system_s: float
+    timed_out: bool
+    stdout_path: str
+    stderr_path: str
+    host_before: dict[str, float] = field(default_factory=dict)
+    host_after: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-dict form (for pickling across Parsl and logging)."""
+        return asdict(self)
+
+
+def host_snapshot() -> dict[str, float]:
+    """Cores, memory, load average and CPU frequency of this host, right now."""
+    mem = psutil.virtual_memory()
+    load1, load5, load15 = os.getloadavg()
+    freq = psutil.cpu_freq()
+    return {
+        "cores_logical": float(psutil.cpu_count() or 0),
+        "cores_physical": float(psutil.cpu_count(logical=False) or 0),
+        "mem_total_gb": mem.total / 2**30,
+        "mem_available_gb": mem.available / 2**30,
+        "load1": load1,
+        "load5": load5,
+        "load15": load15,
+        "cpu_freq_mhz": float(freq.current) if freq else 0.0,
+    }
+
+
+def kill_tree(pid: int, grace_s: float = 2.0) -> None:
+    """Terminate a process and all its descendants, then kill what is left."""
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _sample_rss(proc: psutil.Process) -> int:
+    total = 0
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    for p in tree:
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def run_measured(argv: list[str], stdout_path: str | Path, stderr_path: str | Path,
+                 timeout_s: float, env: dict[str, str] | None = None,
+                 cwd: str | None = None, sample_s: float = 0.02,
+                 snapshot: bool = True) -> Measured:
+    """Run ``argv`` (no shell), writing its output to files, and measure it.
+
+    Parameters
+    ----------
+    argv : list of str
+        The command; never passed through a shell.
+    stdout_path, stderr_path : path
+        Where its output goes.
+    timeout_s : float
+        After this many seconds the whole process tree is killed.
+    env : dict, optional
+        The environment (default: this process's).
+    cwd : str, optional
+        The working directory.
+    sample_s : float
+        How often the tree's RSS is sampled.
+    snapshot : bool
+        Take host snapshots before and after.
+
+    Returns
+    -------
+    Measured
+    """
+    before = host_snapshot() if snapshot else {}
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = 0
+    stop = threading.Event()
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        t0 = time.perf_counter()
+        popen = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                 env=env, cwd=cwd)
+        proc = psutil.Process(popen.pid)
+
+        def sampler() -> None:
+            nonlocal peak
+            while not stop.wait(sample_s):
+                peak = max(peak, _sample_rss(proc))
+
+        thread = threading.Thread(target=sampler, daemon=True)
+        thread.start()
+        timed_out = False
+        try:
+            returncode = popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_tree(popen.pid)
+            returncode = popen.wait()
+        except BaseException:
+            kill_tree(popen.pid)
+            popen.wait()
+            raise
+        finally:
+            wall = time.perf_counter() - t0
+            stop.set()
+            thread.join()
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Measured(
+        argv=list(argv), returncode=returncode, wall_s=wall, peak_rss_mb=peak / 2**20,
+        cpu_user_s=usage1.ru_utime - usage0.ru_utime,
+        cpu_system_s=usage1.ru_stime - usage0.ru_stime, timed_out=timed_out,
+        stdout_path=str(stdout_path), stderr_path=str(stderr_path),
+        host_before=before, host_after=host_snapshot() if snapshot else {})
+
+
+def read_text(path: str | Path, limit: int = 1 << 20) -> str:
+    """Read at most ``limit`` bytes of a log as text (undecodable bytes replaced)."""
+    with open(path, "rb") as fh:
+        data = fh.read(limit)
+    return data.decode("utf-8", errors="replace")
+
+
+def tail(path: str | Path, lines: int = 1, limit: int = 1 << 16) -> str:
+    """The last non-empty lines of a log, joined by ' | '."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - limit))
+        text = fh.read().decode("utf-8", errors="replace")
+    kept = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " | ".join(kept[-lines:])

@@ -1,0 +1,43 @@
+"""The short results table printed at the end of a run, and how to open the MLflow UI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SHOWN = ("total_s", "slowest_rank_s", "mean_rank_s", "slowest_mpi_init_s", "peak_rss_mb")
+
+
+def format_table(stats: dict[str, dict[str, float]], keys: tuple[str, ...] = SHOWN) -> str:
+    """Format ``{metric: {min, median, mean, max, std, cv}}`` as a fixed-width table.
+
+    Parameters
+    ----------
+    stats : dict
+        Per-metric summaries (from :func:`runners.analysis.stats.summarize`).
+    keys : tuple of str
+        The metrics to show, in order (missing ones are left out).
+
+    Returns
+    -------
+    str
+    """
+    cols = ("min", "median", "mean", "max", "std", "cv")
+    lines = [f"{'metric':<20}" + "".join(f"{c:>10}" for c in cols)]
+    for key in keys:
+        if key in stats:
+            lines.append(f"{key:<20}" + "".join(f"{stats[key][c]:>10.4g}" for c in cols))
+    return "\n".join(lines)
+
+
+def print_summary(cfg: Any, summary: dict[str, Any], tracker: Any, run_id: str,
+                  experiment_id: str) -> None:
+    """Print the results table, the stage times and the command that opens the MLflow UI."""
+    st = summary["stage_times"]
+    print(f"\n{cfg.bench.name} on machine={cfg.machine.name} fs={cfg.fs.name}: "
+          f"{cfg.bench.ranks} ranks x {summary['trials']} trials  [run {run_id} FINISHED]")
+    print(format_table(summary["stats"]))
+    print("stages (s): " + "  ".join(f"{k} {v:.2f}" for k, v in st.items()))
+    print(f"per-rank times: {summary['per_rank_csv']}")
+    print("\nOpen the MLflow UI on this store with:")
+    print(f"  {tracker.ui_command()}")
+    print(f"  then http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}")

@@ -1,0 +1,137 @@
+"""Typed schemas for every config group, registered in Hydra's ConfigStore.
+
+Types live here; values live in YAML under ``conf/``.  A machine is data: adding one
+needs a YAML file only, unless it brings a new scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, OmegaConf
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class FilesystemConfig:
+    """One filesystem a machine offers.
+
+    ``path`` is the root under which environments are staged; it may name an
+    environment variable that exists only inside a job (e.g. ``$DW_JOB_STRIPED``).
+    """
+
+    path: str = MISSING
+    supported: bool = True
+    note: str = ""
+    image: str = ""
+    directives: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MachineConfig:
+    """Where experiments run: the scheduler, the MPI launcher, the resources and filesystems.
+
+    Generic names (``walltime_min``, ``ranks_per_node``, ...) are translated to
+    scheduler words in ``parsl_configs/`` only.
+    """
+
+    name: str = MISSING
+    description: str = ""
+    scheduler: str = "local"
+    launcher: str = "mpiexec"
+    launcher_args: list[str] = field(default_factory=list)
+    mpiexec: str = "mpiexec"
+    account: str = ""
+    queue: str = ""
+    partition: str = ""
+    constraint: str = ""
+    walltime_min: int = 30
+    nodes: int = 1
+    ranks_per_node: int = 2
+    cores_per_node: int = 2
+    mem_gb: float = 0.0
+    max_workers: int = 2
+    worker_init: str = ""
+    scheduler_options: str = ""
+    strategy_period: float = 0.5
+    env_root: str = MISSING
+    filesystems: dict[str, FilesystemConfig] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FsChoice:
+    """The filesystem picked for this experiment; its path comes from the machine."""
+
+    name: str = MISSING
+    description: str = ""
+
+
+@dataclass
+class BenchConfig:
+    """Fields every benchmark has."""
+
+    name: str = MISSING
+    kind: str = MISSING
+    experiment: str = "${.name}"
+    env: str = MISSING
+    ranks: Any = 1
+    trials: Any = 1
+    warmup: Any = 0
+    timeout_s: float = 600.0
+
+
+@dataclass
+class Mpi4pyImportBench(BenchConfig):
+    """The mpi4py-import benchmark: N ranks import a package suite (seed 001)."""
+
+    name: str = "mpi4py_import"
+    kind: str = "mpi4py_import"
+    env: str = "mpi4py_import"
+    ranks: Any = 2
+    trials: Any = 3
+    packages: list[str] = field(default_factory=lambda: ["numpy"])
+    strace: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    """Where MLflow records runs."""
+
+    name: str = "local"
+    uri: str = MISSING
+    artifact_root: str = ""
+    experiment: str = ""
+
+
+@dataclass
+class Config:
+    """The primary config: machine × filesystem × benchmark × tracking."""
+
+    machine: MachineConfig = MISSING
+    fs: FsChoice = MISSING
+    bench: Any = MISSING
+    tracking: TrackingConfig = MISSING
+    project_root: str = MISSING
+    cache_root: str = MISSING
+    dry_run: bool = False
+    run_name: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+BENCH_SCHEMAS: dict[str, type[BenchConfig]] = {"mpi4py_import": Mpi4pyImportBench}
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    if not OmegaConf.has_resolver("project_root"):
+        OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    for kind, schema in BENCH_SCHEMAS.items():
+        cs.store(group="bench", name=f"{kind}_schema", node=schema)

@@ -1,0 +1,167 @@
+"""Everything that talks to MLflow.  The ONLY module that imports mlflow.
+
+Runs are addressed by explicit run ids (no fluent global state) and logged in batches.
+A run is opened before the first stage (status RUNNING, the placeholder) and always
+closed with a status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+MAX_PARAM_LEN = 6000
+BATCH_METRICS = 1000
+BATCH_PARAMS = 100
+BATCH_TAGS = 100
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+    """Flatten a nested dict/list config into ``{"a.b.c": "value"}`` MLflow params.
+
+    Lists become JSON strings; values are cut to MLflow's param length limit.
+    """
+    out: dict[str, str] = {}
+    if isinstance(tree, Mapping):
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    text = json.dumps(tree) if isinstance(tree, list | tuple) else str(tree)
+    out[prefix.rstrip(".")] = text[:MAX_PARAM_LEN]
+    return out
+
+
+def local_store_paths(uri: str) -> Path | None:
+    """The SQLite file behind a ``sqlite:///`` URI, else None."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+class Tracker:
+    """A thin, explicit-run-id façade over ``mlflow.MlflowClient``.
+
+    Parameters
+    ----------
+    uri : str
+        The tracking URI (``sqlite:///…/mlflow.db``, ``http://host:port``, …).
+    artifact_root : str
+        Local directory for artifacts of new experiments ('' = the server's default).
+    """
+
+    def __init__(self, uri: str, artifact_root: str = "") -> None:
+        db = local_store_paths(uri)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        from mlflow import MlflowClient
+
+        self.uri = uri
+        self.artifact_root = artifact_root
+        self.client = MlflowClient(tracking_uri=uri)
+
+    def experiment_id(self, name: str) -> str:
+        """Get or create an experiment by name."""
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return str(exp.experiment_id)
+        location = None
+        if self.artifact_root:
+            location = (Path(self.artifact_root) / name).resolve().as_uri()
+        try:
+            return str(self.client.create_experiment(name, artifact_location=location))
+        except Exception:
+            exp = self.client.get_experiment_by_name(name)   # created concurrently
+            if exp is None:
+                raise
+            return str(exp.experiment_id)
+
+    def start_run(self, experiment: str, run_name: str, params: Mapping[str, str],
+                  tags: Mapping[str, str], parent_run_id: str | None = None) -> str:
+        """Open a RUNNING run with its params and tags; return its id."""
+        from mlflow.entities import Param
+
+        all_tags = dict(tags)
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        all_tags["mlflow.runName"] = run_name
+        run = self.client.create_run(self.experiment_id(experiment), run_name=run_name,
+                                     tags=all_tags)
+        run_id = str(run.info.run_id)
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for i in range(0, len(items), BATCH_PARAMS):
+            self.client.log_batch(run_id, params=items[i:i + BATCH_PARAMS])
+        return run_id
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Log many metrics at one step, in batches."""
+        self.log_points(run_id, ((k, float(v), step) for k, v in metrics.items()))
+
+    def log_points(self, run_id: str, points: Iterable[tuple[str, float, int]]) -> None:
+        """Log ``(name, value, step)`` points in batches."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, v, now, int(s)) for k, v, s in points]
+        for i in range(0, len(batch), BATCH_METRICS):
+            self.client.log_batch(run_id, metrics=batch[i:i + BATCH_METRICS])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set many tags, in batches."""
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)[:MAX_PARAM_LEN]) for k, v in tags.items()]
+        for i in range(0, len(items), BATCH_TAGS):
+            self.client.log_batch(run_id, tags=items[i:i + BATCH_TAGS])
+
+    def log_artifacts(self, run_id: str, paths: Iterable[str], artifact_path: str) -> None:
+        """Upload files (missing ones are skipped) under ``artifact_path``."""
+        for path in paths:
+            if os.path.isfile(path):
+                self.client.log_artifact(run_id, path, artifact_path)
+
+    def log_dir(self, run_id: str, directory: str, artifact_path: str) -> None:
+        """Upload a directory tree."""
+        if os.path.isdir(directory):
+            self.client.log_artifacts(run_id, directory, artifact_path)
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        """Close a run with FINISHED, FAILED or KILLED."""
+        self.client.set_terminated(run_id, status=status)
+
+    def fail_run(self, run_id: str, stage: str, kind: str, message: str,
+                 status: str = "FAILED") -> None:
+        """Close a run as FAILED (or KILLED) with its cause in ``failure.*`` tags."""
+        self.set_tags(run_id, {"failure.stage": stage, "failure.kind": kind,
+                               "failure.message": message})
+        self.end_run(run_id, status)
+
+    def get_run(self, run_id: str) -> Any:
+        """The MLflow run entity (for reading back)."""
+        return self.client.get_run(run_id)
+
+    def ui_command(self) -> str:
+        """The exact shell command that opens the MLflow UI on this store."""
+        import shlex
+        import sys
+
+        mlflow_bin = Path(sys.executable).with_name("mlflow")
+        cmd = [str(mlflow_bin), "ui", "--backend-store-uri", self.uri]
+        if self.artifact_root:
+            cmd += ["--default-artifact-root", Path(self.artifact_root).resolve().as_uri()]
+        return " ".join(shlex.quote(c) for c in [*cmd, "--host", "127.0.0.1", "--port", "5000"])
+
+
+def versions() -> dict[str, str]:
+    """Versions of the driver's tools, as tags."""
+    import platform
+    from importlib import metadata
+
+    out = {"version.python": platform.python_version()}
+    for pkg in ("mlflow", "parsl", "hydra-core", "mpi4py"):
+        try:
+            out[f"version.{pkg}"] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[f"version.{pkg}"] = "absent"
+    return out

@@ -1,0 +1,83 @@
+"""Validate a composed config before anything is submitted or recorded.
+
+Every check raises :class:`runners.entry.ConfigError` with one line that names the
+value and says what would be valid.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from runners.entry import ConfigError
+
+MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+SCHEDULERS = ("local", "slurm", "pbspro", "cobalt", "kubernetes")
+LAUNCHERS = ("mpiexec", "srun", "aprun")
+
+
+def as_int(value: Any, key: str, minimum: int) -> int:
+    """Return ``value`` as an int ≥ ``minimum`` or raise a one-line ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"{key}={value!r} is not a whole number; give an integer >= {minimum}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(
+            f"{key}={value!r} is not a whole number; give an integer >= {minimum}, "
+            f"e.g. {key}={max(minimum, 2)}") from None
+    if number < minimum:
+        raise ConfigError(f"{key}={number} is too small; give an integer >= {minimum}")
+    return number
+
+
+def env_spec_path(cfg: Any) -> Path:
+    """The environment spec file a benchmark asks for (``envs/<bench.env>.yaml``)."""
+    return Path(cfg.project_root) / "envs" / f"{cfg.bench.env}.yaml"
+
+
+def validate(cfg: Any) -> None:
+    """Check a composed config; raise ConfigError with one clear line on the first problem.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        The composed experiment config.
+    """
+    machine, fs, bench = cfg.machine, cfg.fs, cfg.bench
+    if machine.scheduler not in SCHEDULERS:
+        raise ConfigError(f"machine.scheduler={machine.scheduler!r} is unknown; "
+                          f"valid: {', '.join(SCHEDULERS)}")
+    if machine.launcher not in LAUNCHERS:
+        raise ConfigError(f"machine.launcher={machine.launcher!r} is unknown; "
+                          f"valid: {', '.join(LAUNCHERS)}")
+    offered = sorted(machine.filesystems)
+    if fs.name not in machine.filesystems:
+        raise ConfigError(f"fs={fs.name} is not offered by machine={machine.name}; "
+                          f"valid for {machine.name}: {', '.join(offered)}")
+    fsc = machine.filesystems[fs.name]
+    if not fsc.supported and not fsc.image:
+        raise ConfigError(f"fs={fs.name} is not supported on machine={machine.name}"
+                          f"{' (' + fsc.note + ')' if fsc.note else ''}; set "
+                          f"machine.filesystems.{fs.name}.image=<image> to use it, or pick one "
+                          f"of: {', '.join(n for n in offered if machine.filesystems[n].supported)}")
+    ranks = as_int(bench.ranks, "bench.ranks", 1)
+    as_int(bench.trials, "bench.trials", 1)
+    as_int(bench.warmup, "bench.warmup", 0)
+    nodes = as_int(machine.nodes, "machine.nodes", 1)
+    per_node = as_int(machine.ranks_per_node, "machine.ranks_per_node", 1)
+    if ranks > nodes * per_node:
+        raise ConfigError(f"bench.ranks={ranks} exceeds machine={machine.name}'s "
+                          f"{nodes} node(s) x {per_node} ranks per node = {nodes * per_node}; "
+                          f"lower bench.ranks or raise machine.nodes")
+    if not env_spec_path(cfg).is_file():
+        known = sorted(p.stem for p in env_spec_path(cfg).parent.glob("*.yaml"))
+        raise ConfigError(f"bench.env={bench.env!r} has no spec {env_spec_path(cfg)}; "
+                          f"valid: {', '.join(known)}")
+    if float(bench.timeout_s) <= 0:
+        raise ConfigError(f"bench.timeout_s={bench.timeout_s} must be > 0 seconds")
+    for pkg in bench.get("packages", []) or []:
+        if not isinstance(pkg, str) or not MODULE_NAME.match(pkg):
+            raise ConfigError(f"bench.packages entry {pkg!r} is not an importable module name; "
+                              "give dotted Python module names, e.g. bench.packages=[numpy]")
