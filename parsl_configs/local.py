@@ -34,6 +34,7 @@ def config_for(machine: Any, run_dir: str = "runinfo") -> Config:
         max_workers_per_node=int(machine.max_workers),
         heartbeat_period=2,
         heartbeat_threshold=10,
+        encrypted=False,        # loopback only: skip CurveZMQ set-up and per-message crypto
         provider=LocalProvider(
             launcher=SingleNodeLauncher(),
             init_blocks=1,

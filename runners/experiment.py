@@ -116,14 +116,10 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
 
         print_plan(cfg, out_dir)
         return {"dry_run": True}
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(resolved, dict)
-    box: dict[str, Any] = {}
-    loader = threading.Thread(target=_start_tracker, args=(cfg, box), daemon=True)
-    loader.start()      # import mlflow while Parsl's workers start
+    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     _sigterm_to_interrupt()
     dfk, parsl_error = None, None
-    try:
+    try:    # start Parsl first: its workers boot in other processes while mlflow imports
         from parsl.dataflow.dflow import DataFlowKernel
 
         import parsl_configs
@@ -131,7 +127,8 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         dfk = DataFlowKernel(parsl_configs.build(cfg.machine, str(out_dir / "runinfo")))
     except Exception as exc:
         parsl_error = exc
-    loader.join()
+    box: dict[str, Any] = {}
+    _start_tracker(cfg, box)
     if "error" in box:
         if dfk is not None:
             dfk.cleanup()
@@ -226,16 +223,19 @@ def _execute(cfg: DictConfig, dfk: Any, tracker: Any, run_id: str,
         _wait(fut, "bench")
     per_trial: list[dict[str, float]] = []
     rows: list[dict[str, Any]] = []
+    points: list[tuple[str, float, int]] = []
     t_bench = time.perf_counter()
-    for t, fut in enumerate(trial_futs):
-        res = _wait(fut, "bench")
-        metrics = trial_metrics(res.data["results"], res.data["measured"])
-        per_trial.append(metrics)
-        rows.extend(rank_rows(t, res.data["results"]))
-        tracker.log_metrics(run_id, metrics, step=t)
-        host = {f"host.{k}.{when}": v for when in ("before", "after")
-                for k, v in res.data["measured"][f"host_{when}"].items()}
-        tracker.log_metrics(run_id, host, step=t)
+    try:    # log once the trials are done, so the driver does not compete with them
+        for t, fut in enumerate(trial_futs):
+            res = _wait(fut, "bench")
+            metrics = trial_metrics(res.data["results"], res.data["measured"])
+            per_trial.append(metrics)
+            rows.extend(rank_rows(t, res.data["results"]))
+            points += [(k, v, t) for k, v in metrics.items()]
+            points += [(f"host.{k}.{when}", v, t) for when in ("before", "after")
+                       for k, v in res.data["measured"][f"host_{when}"].items()]
+    finally:    # trials that completed stay logged, whatever happens to the next one
+        tracker.log_points(run_id, points)
     stage_times["bench"] = time.perf_counter() - t_bench
     return _summarize(cfg, tracker, run_id, out_dir, per_trial, rows, stage_times)
 

@@ -6,6 +6,7 @@ cannot exhaust the worker.  A timeout kills the whole process tree.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import subprocess
@@ -64,16 +65,12 @@ def kill_tree(pid: int, grace_s: float = 2.0) -> None:
     except psutil.NoSuchProcess:
         return
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             p.terminate()
-        except psutil.NoSuchProcess:
-            pass
     _, alive = psutil.wait_procs(procs, timeout=grace_s)
     for p in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
-        except psutil.NoSuchProcess:
-            pass
 
 
 def _sample_rss(proc: psutil.Process) -> int:
@@ -83,16 +80,14 @@ def _sample_rss(proc: psutil.Process) -> int:
     except psutil.NoSuchProcess:
         return 0
     for p in tree:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             total += p.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
     return total
 
 
 def run_measured(argv: list[str], stdout_path: str | Path, stderr_path: str | Path,
                  timeout_s: float, env: dict[str, str] | None = None,
-                 cwd: str | None = None, sample_s: float = 0.02,
+                 cwd: str | None = None, sample_s: float = 0.05,
                  snapshot: bool = True) -> Measured:
     """Run ``argv`` (no shell), writing its output to files, and measure it.
 

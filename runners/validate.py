@@ -61,7 +61,8 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"fs={fs.name} is not supported on machine={machine.name}"
                           f"{' (' + fsc.note + ')' if fsc.note else ''}; set "
                           f"machine.filesystems.{fs.name}.image=<image> to use it, or pick one "
-                          f"of: {', '.join(n for n in offered if machine.filesystems[n].supported)}")
+                          f"of: {', '.join(n for n in offered if machine.filesystems[n].supported)}"
+                          )
     ranks = as_int(bench.ranks, "bench.ranks", 1)
     as_int(bench.trials, "bench.trials", 1)
     as_int(bench.warmup, "bench.warmup", 0)

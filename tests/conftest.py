@@ -69,7 +69,8 @@ def run_py(tmp_path: Path) -> RunPy:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               env=child_env(), cwd=tmp_path)
         if check and proc.returncode != 0:
-            raise AssertionError(f"run.py failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"run.py failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
     return run

@@ -63,7 +63,8 @@ def test_run_py_records_a_finished_run(run_py: RunPy, store: Store, tmp_path: Pa
         assert expected in arts, (expected, arts)
     local = store.client().download_artifacts(run.info.run_id, "results/per_rank.csv",
                                               str(tmp_path))
-    rows = list(csv.DictReader(open(local)))
+    with open(local) as fh:
+        rows = list(csv.DictReader(fh))
     assert [(r["trial"], r["rank"]) for r in rows] == [("0", "0"), ("0", "1"), ("1", "0"),
                                                        ("1", "1")]
     assert all(float(r["import_s"]) > 0 for r in rows)

@@ -108,7 +108,8 @@ def test_import_code_imports_without_initialising_mpi() -> None:
 
 
 def test_run_measured_records_time_memory_and_cpu(tmp_path: Path) -> None:
-    code = "import time; b = bytearray(60 * 2**20); t = time.time()\nwhile time.time() - t < 0.4: pass"
+    code = ("import time; b = bytearray(60 * 2**20); t = time.time()\n"
+            "while time.time() - t < 0.4: pass")
     m = run_measured([sys.executable, "-c", code], tmp_path / "o", tmp_path / "e", 30)
     assert m.returncode == 0 and not m.timed_out
     assert 0.35 < m.wall_s < 10
