@@ -144,13 +144,40 @@ class Tracker:
     def ui_command(self) -> str:
         """The exact shell command that opens the MLflow UI on this store."""
         import shlex
+
+        return shlex.join(self.ui_argv(self.uri, self.artifact_root))
+
+    @staticmethod
+    def ui_argv(uri: str, artifact_root: str = "", host: str = "127.0.0.1",
+                port: int = 5000) -> list[str]:
+        """The argv of ``mlflow ui`` on a store."""
         import sys
 
-        mlflow_bin = Path(sys.executable).with_name("mlflow")
-        cmd = [str(mlflow_bin), "ui", "--backend-store-uri", self.uri]
-        if self.artifact_root:
-            cmd += ["--default-artifact-root", Path(self.artifact_root).resolve().as_uri()]
-        return " ".join(shlex.quote(c) for c in [*cmd, "--host", "127.0.0.1", "--port", "5000"])
+        cmd = [str(Path(sys.executable).with_name("mlflow")), "ui", "--backend-store-uri", uri]
+        if artifact_root:
+            cmd += ["--default-artifact-root", Path(artifact_root).resolve().as_uri()]
+        return [*cmd, "--host", host, "--port", str(port)]
+
+    def experiment_names(self) -> list[str]:
+        """Names of all experiments in the store."""
+        return sorted(e.name for e in self.client.search_experiments())
+
+    def runs_frame(self, experiment: str, limit: int = 20) -> Any:
+        """The newest runs of an experiment as a DataFrame (None if it does not exist)."""
+        import pandas as pd
+
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        runs = self.client.search_runs([exp.experiment_id], max_results=limit,
+                                       order_by=["attributes.start_time DESC"])
+        rows = [{"run_id": r.info.run_id[:12], "status": r.info.status,
+                 "start": pd.Timestamp(r.info.start_time, unit="ms").strftime("%Y-%m-%d %H:%M"),
+                 "machine": r.data.tags.get("machine", ""), "fs": r.data.tags.get("fs", ""),
+                 "ranks": r.data.params.get("bench.ranks", ""),
+                 "total_s.median": r.data.metrics.get("total_s.median"),
+                 "failure": r.data.tags.get("failure.kind", "")} for r in runs]
+        return pd.DataFrame(rows)
 
 
 def versions() -> dict[str, str]:
