@@ -1,13 +1,11 @@
-"""Regression detection over the history of one benchmark metric.
+"""Regression detection over the history of one benchmark metric (pure functions).
 
-A *series* is one metric for one configuration, ordered by time or commit.  As in
-airspeed velocity (``asv/step_detect.py``) the series is modelled as piecewise constant
-plus noise: :func:`detect_steps` finds the change points by an exact penalized
-piecewise-constant fit (dynamic programming, L1/median or L2/mean cost, a penalty per
-step proportional to a robust noise estimate).  :func:`judge` then compares the points
-after the most recent step with the ones before it with a Mann-Whitney U test
-(:func:`mann_whitney_u`, numpy only) *and* a minimum relative effect, and
-:func:`judge_frame` does that for every series of a table.  Pure functions, no I/O.
+A *series* is one metric of one configuration, ordered by time or commit.  As in
+airspeed velocity (``asv/step_detect.py``) it is piecewise constant plus noise:
+:func:`detect_steps` finds the change points by an exact penalized fit (L1 or L2 cost,
+penalty proportional to a robust noise estimate); :func:`judge` tests the points after
+the most recent step against the ones before it (Mann-Whitney U *and* a minimum
+relative effect); :func:`judge_frame` does so for every series of a table.
 """
 
 from __future__ import annotations
@@ -42,17 +40,9 @@ MAX_POINTS = 4000  # detect_steps keeps O(n^2) matrices: 4000 points ~ 0.3 GB pe
 
 @dataclass(frozen=True)
 class Step:
-    """One change point of a piecewise-constant fit.
-
-    Attributes
-    ----------
-    index : int
-        Position (in the input series) of the first point of the new level.
-    before, after : float
-        Level (median for the L1 cost, mean for L2) of the segments before and after.
-    change : float
-        Relative change ``(after - before) / |before|`` (``±inf`` if ``before == 0``).
-    """
+    """One change point: ``index`` of the first point of the new level, the ``before`` and
+    ``after`` levels (segment medians for the L1 cost, means for L2) and the relative
+    ``change = (after - before) / |before|`` (``±inf`` if ``before == 0``)."""
 
     index: int
     before: float
@@ -90,13 +80,11 @@ def detect_steps(
     cost : {"l1", "l2"}
         Segment cost.
     penalty : float, optional
-        Penalty factor; default :data:`DEFAULT_PENALTY` for the cost.  Higher means fewer
-        steps.
+        Penalty factor (higher, fewer steps); default :data:`DEFAULT_PENALTY`.
     min_size : int
-        Minimum number of points in a segment (>= 1).  2 or more makes the L1 fit ignore
-        single-point spikes.
+        Minimum points per segment; 2 or more makes the L1 fit ignore lone spikes.
     noise : float, optional
-        Noise standard deviation to use instead of the estimate.
+        Noise standard deviation to use instead of :func:`noise_level`.
 
     Returns
     -------
@@ -123,17 +111,13 @@ def detect_steps(
     beta = (DEFAULT_PENALTY[cost] if penalty is None else float(penalty)) * math.log(n)
     z = (x - np.median(x)) / sigma
     cmat = segment_l1_costs(z) if cost == "l1" else np.empty((0, 0))
-    s1 = np.concatenate(([0.0], np.cumsum(z)))
-    s2 = np.concatenate(([0.0], np.cumsum(z * z)))
-    best = np.full(n + 1, np.inf)
+    s1, s2 = np.r_[0.0, np.cumsum(z)], np.r_[0.0, np.cumsum(z * z)]
+    best, last = np.full(n + 1, np.inf), np.zeros(n + 1, dtype=np.intp)
     best[0] = 0.0
-    last = np.zeros(n + 1, dtype=np.intp)
-    for j in range(min_size, n + 1):
+    for j in range(min_size, n + 1):  # best[j]: optimum of z[:j]; last segment [i, j)
         i = np.arange(j - min_size + 1)
-        if cost == "l1":
-            seg = cmat[j, : j - min_size + 1]
-        else:
-            seg = np.maximum(s2[j] - s2[i] - (s1[j] - s1[i]) ** 2 / (j - i), 0.0)
+        seg = (cmat[j, i] if cost == "l1"
+               else np.maximum(s2[j] - s2[i] - (s1[j] - s1[i]) ** 2 / (j - i), 0.0))
         total = best[: j - min_size + 1] + seg
         a = int(np.argmin(total))
         best[j], last[j] = total[a] + beta, a
@@ -165,11 +149,9 @@ class Verdict:
         Medians and sizes of the two windows.
     step_detected : bool
         Whether the windows are split at a detected step (else the fallback windows).
-    index_range : tuple of int, optional
-        ``(last baseline index, first latest index)``, positions in the input: the
-        change appeared between these two points.
-    commit_range, run_id_range : tuple, optional
-        The ``commits`` / ``run_ids`` labels at ``index_range``, when given.
+    index_range, commit_range, run_id_range : tuple, optional
+        ``(last baseline, first latest)`` point, as positions in the input and as the
+        ``commits`` / ``run_ids`` labels when given: the change appeared in between.
     outliers : tuple of int
         Positions of the isolated spikes that were left out.
     reason : str
@@ -218,14 +200,15 @@ def judge(
 ) -> Verdict:
     """Decide whether the newest points of a series regressed.
 
-    The windows are split at the most recent step found by :func:`detect_steps` (L1
-    cost, ``min_size=min_points``): the latest window is every point after it, the
-    baseline the level before it (its last ``baseline`` points if given).  Without a
-    step the latest window is the last ``latest`` points and the baseline the points
-    before them (the first ``baseline`` of them if given).  A change needs BOTH
-    ``p < alpha`` (two-sided Mann-Whitney) AND ``|effect| >= min_effect``, also once
-    the most extreme latest point in that direction is left out (a lone spike cannot
-    make a change); its sign and ``direction`` make it a regression or an improvement.
+    A change needs BOTH ``p < alpha`` (two-sided Mann-Whitney, latest vs baseline) AND
+    ``|effect| >= min_effect`` (relative change of the medians), and both must still
+    hold with the most extreme latest point in that direction left out; the sign and
+    ``direction`` make it a regression or an improvement.  The windows are split at the
+    most recent step of :func:`detect_steps` (L1, ``min_size=min_points``) that is such
+    a change (later steps are merged into the latest window): latest = every point
+    after it, baseline = the level before it (its last ``baseline`` points if given).
+    Without one, latest = the last ``latest`` points, baseline = the points before
+    them (the first ``baseline`` if given).  Isolated spikes are left out first.
 
     Parameters
     ----------
@@ -241,11 +224,9 @@ def judge(
     alpha, min_effect : float
         Significance level of the test; minimum relative change of the medians.
     commits, run_ids : sequence, optional
-        Labels aligned with ``values`` (commit hashes, timestamps, run ids) to report
-        the range where the change appeared.
+        Labels aligned with ``values`` (commits, times, run ids) for the change range.
     min_points : int
-        Minimum size of each window (and of a segment between steps); fewer gives
-        ``"not enough data"``.
+        Minimum points per window and per segment; fewer gives "not enough data".
     max_points : int
         Only the newest ``max_points`` points are analysed (bounds the O(n^2) cost).
     penalty : float, optional
@@ -258,16 +239,11 @@ def judge(
     -------
     Verdict
         The status and the evidence for it.
-
-    Raises
-    ------
-    ValueError
-        On a bad ``direction``, parameter or label length.
     """
     if direction not in ("lower", "higher"):
         raise ValueError(f"direction must be 'lower' or 'higher', got {direction!r}")
-    if min_points < 2 or latest < min_points or (baseline is not None and baseline < 1):
-        raise ValueError("need min_points >= 2, latest >= min_points, baseline >= 1")
+    if min_points < 2 or latest < min_points or (baseline or min_points) < min_points:
+        raise ValueError("need min_points >= 2 and latest, baseline >= min_points")
     y = np.asarray(values, dtype=np.float64).ravel()
     for name, labels in (("commits", commits), ("run_ids", run_ids)):
         if labels is not None and len(labels) != y.size:
@@ -286,16 +262,20 @@ def judge(
         return Verdict("not enough data", direction, outliers=dropped,
                        reason=f"{n} points, need at least {2 * min_points}")
     steps = detect_steps(x, min_size=min_points, penalty=penalty)
-    if steps:
-        split = steps[-1].index
-        start = steps[-2].index if len(steps) > 1 else 0
-        base = x[start:split] if baseline is None else x[max(start, split - baseline) : split]
-    else:
-        split = n - latest
-        base = x[:split] if baseline is None else x[: min(split, baseline)]
-    new = x[split:]
+    cuts = [0, *(s.index for s in steps)]
+    while len(cuts) > 1:  # the most recent step that is a change; merge the later ones
+        first = cuts[-2] if baseline is None else max(cuts[-2], cuts[-1] - baseline)
+        base, new = x[first : cuts[-1]], x[cuts[-1] :]
+        outcome = _compare(base, new, alpha, min_effect)
+        if outcome[0] == "change":
+            break
+        cuts.pop()
+    found = len(cuts) > 1
+    if not found:
+        split = max(n - latest, 1)
+        base, new = x[: split if baseline is None else min(split, baseline)], x[split:]
+    split = n - new.size
     lo, hi = int(where[split - 1]), int(where[split])
-    found = bool(steps)
     verdict = Verdict(
         "not enough data", direction, n_baseline=base.size, n_latest=new.size,
         step_detected=found, index_range=(lo, hi), outliers=dropped,
@@ -305,22 +285,36 @@ def judge(
     if base.size < min_points or new.size < min_points:
         return replace(verdict, reason=f"windows of {base.size} and {new.size} points, "
                         f"need {min_points} each")
+    if not found:
+        outcome = _compare(base, new, alpha, min_effect)
+    kind, effect, p, m_base, m_new = outcome
+    status = "no change"
+    if kind == "change":
+        status = "regression" if (effect > 0) == (direction == "lower") else "improvement"
+    hinges = ", but not without its most extreme latest point" if kind == "hinges" else ""
+    reason = (f"{'at a detected step' if found else 'last points vs first points'}: "
+              f"median {m_base:.6g} -> {m_new:.6g} ({effect:+.1%}), p={p:.3g} "
+              f"(alpha {alpha}, min effect {min_effect:.1%}){hinges}")
+    return replace(verdict, status=status, effect=effect, p_value=p,
+                   baseline_median=m_base, latest_median=m_new, reason=reason)
+
+
+def _compare(
+    base: np.ndarray, new: np.ndarray, alpha: float, min_effect: float
+) -> tuple[str, float, float, float, float]:
+    """``(kind, effect, p, baseline median, latest median)`` of two windows; ``kind`` is
+    "change" (see :func:`judge`), "hinges" (not without the extreme point) or "none"."""
     m_base, m_new = float(np.median(base)), float(np.median(new))
     effect = _rel(m_new, m_base)
     p = mann_whitney_u(new, base).p_value
-    where_txt = "at a detected step" if found else "last points vs first points"
-    status = "no change" if p >= alpha or abs(effect) < min_effect else "change"
-    if status == "change":  # must survive dropping the most extreme latest point
-        rest = np.delete(new, np.argmax(new) if effect > 0 else np.argmin(new))
-        e_rest = _rel(float(np.median(rest)), m_base)
-        if mann_whitney_u(rest, base).p_value >= alpha or e_rest * np.sign(effect) < min_effect:
-            status, where_txt = "no change", f"{where_txt} (hinges on one point)"
-        else:
-            status = "regression" if (effect > 0) == (direction == "lower") else "improvement"
-    reason = (f"{where_txt}: median {m_base:.6g} -> {m_new:.6g} ({effect:+.1%}), "
-              f"p={p:.3g} (alpha {alpha}, min effect {min_effect:.1%})")
-    return replace(verdict, status=status, effect=effect, p_value=p,
-                    baseline_median=m_base, latest_median=m_new, reason=reason)
+    if p >= alpha or abs(effect) < min_effect or new.size < 2:
+        return "none", effect, p, m_base, m_new
+    rest = np.delete(new, np.argmax(new) if effect > 0 else np.argmin(new))
+    e_rest = _rel(float(np.median(rest)), m_base)
+    p_rest = mann_whitney_u(rest, base).p_value
+    if p_rest >= alpha or e_rest * math.copysign(1.0, effect) < min_effect:
+        return "hinges", effect, p, m_base, m_new
+    return "change", effect, p, m_base, m_new
 
 
 def _direction_of(key: Any, direction: str | Mapping[Any, str]) -> str:
@@ -352,22 +346,19 @@ def judge_frame(
     Parameters
     ----------
     df : pandas.DataFrame
-        One row per run and metric.
-    value_col : str
-        The measured value.
+        One row per run and metric: ``value_col`` is the measured value, ``group_cols``
+        identify a series (e.g. metric and configuration), ``order_col`` orders its
+        points (time, commit number; ties keep the input order).
+    value_col, order_col : str
     group_cols : str or sequence of str
-        The columns identifying a series (e.g. metric name and configuration).
-    order_col : str
-        Orders the points of a series (time, commit number); ties keep input order.
     direction : {"lower", "higher"} or mapping
         Better direction of every series, or a mapping looked up with the series key
         (a tuple when there are several group columns) and, failing that, with each
         part of the key in turn (e.g. ``{"latency": "lower", "bandwidth": "higher"}``).
     direction_col : str, optional
-        Column giving the direction per row (constant within a series); overrides
-        ``direction``.
+        Per-row direction (constant within a series); overrides ``direction``.
     commit_col, run_id_col : str, optional
-        Columns whose values label the range where a change appeared.
+        Columns labelling the range where a change appeared.
     **options
         Keyword arguments of :func:`judge` (``baseline``, ``latest``, ``alpha``,
         ``min_effect``, ``min_points``, ``max_points``, ``penalty``).
@@ -384,8 +375,6 @@ def judge_frame(
     ------
     KeyError
         On a missing column or a series without a direction.
-    ValueError
-        If ``direction_col`` is not constant within a series, or from :func:`judge`.
     """
     import pandas as pd
 

@@ -1,16 +1,10 @@
-"""Descriptive statistics of benchmark measurements.
+"""Descriptive statistics and rank tests of benchmark measurements (pure functions).
 
-Pure functions: they take numbers (a sequence, a numpy array, a pandas DataFrame) and
-return numbers; no I/O.  pandas is imported lazily, inside :func:`summarize_frame`, so
-that importing this module stays cheap.
-
-:func:`mann_whitney_u` (the rank test, numpy only), :func:`noise_level` and
-:func:`segment_l1_costs` are the building blocks of :mod:`runners.analysis.regress`.
-
-The statistics are the ones a benchmark report needs: ``min``, ``median``, ``mean``,
-``max``, ``std`` (the *sample* standard deviation, ``ddof=1``; ``0.0`` for one value),
-``cv`` (the coefficient of variation ``std / |mean|``; ``0.0`` when the mean is ``0`` or
-there are fewer than two values) and ``n``.
+:func:`summarize` / :func:`summarize_frame`: ``min``, ``median``, ``mean``, ``max``,
+``std`` (sample, ``ddof=1``; 0.0 for one value), ``cv`` (``std / |mean|``; 0.0 when the
+mean is 0 or n < 2) and ``n``.  :func:`mann_whitney_u` (numpy only), :func:`noise_level`,
+:func:`isolated_outliers` and :func:`segment_l1_costs` serve
+:mod:`runners.analysis.regress`.  pandas is imported lazily.
 """
 
 from __future__ import annotations
@@ -323,7 +317,6 @@ def segment_l1_costs(y: npt.ArrayLike) -> np.ndarray:
 
     Notes
     -----
-
     Every window keeps a doubly linked list of its points in sorted order (column
     ``rank + 1``; 0 and ``n + 1`` are sentinels), its lower median and the sums of the
     values below/above it.  Deleting a point moves the median by at most one list
@@ -333,6 +326,8 @@ def segment_l1_costs(y: npt.ArrayLike) -> np.ndarray:
     """
     y = np.asarray(y, dtype=np.float64).ravel()
     n = y.size
+    if n == 0:
+        return np.zeros((1, 1))
     w = n + 2
     order = np.argsort(y, kind="stable")
     rank = np.empty(n, dtype=np.intp)
