@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import getpass
+import logging
 import hashlib
 import json
 import signal
@@ -27,6 +28,7 @@ from runners.kinds import rank_rows, trial_argv, trial_metrics
 from runners.stages import StageError, StageResult
 from runners.validate import env_spec_path, validate
 
+log = logging.getLogger(__name__)
 VOLATILE_KEYS = ("project_root", "cache_root", "run_name", "tags", "dry_run")
 
 
@@ -110,6 +112,8 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
     validate(cfg)
+    log.info("config validated, %.2f s after process start",
+             time.time() - __import__("psutil").Process().create_time())
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.dry_run:
         from runners.dryrun import print_plan
@@ -119,16 +123,22 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     _sigterm_to_interrupt()
     dfk, parsl_error = None, None
-    try:    # start Parsl first: its workers boot in other processes while mlflow imports
+    box: dict[str, Any] = {}
+    loader = threading.Thread(target=_start_tracker, args=(cfg, box), daemon=True)
+    try:
         from parsl.dataflow.dflow import DataFlowKernel
 
         import parsl_configs
 
-        dfk = DataFlowKernel(parsl_configs.build(cfg.machine, str(out_dir / "runinfo")))
+        parsl_config = parsl_configs.build(cfg.machine, str(out_dir / "runinfo"))
+        loader.start()  # mlflow imports while the DFK waits for its interchange and workers
+        dfk = DataFlowKernel(parsl_config)
     except Exception as exc:
         parsl_error = exc
-    box: dict[str, Any] = {}
-    _start_tracker(cfg, box)
+    log.info("parsl started")
+    if not loader.is_alive() and not box:
+        _start_tracker(cfg, box)   # Parsl failed before the loader could start
+    loader.join() if loader.ident else None
     if "error" in box:
         if dfk is not None:
             dfk.cleanup()
@@ -138,6 +148,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
 
     run_id = tracker.start_run(experiment_name(cfg), cfg.run_name or _default_name(cfg),
                                flatten(resolved), run_tags(cfg, resolved, out_dir))
+    log.info("run %s opened", run_id)
     _write_config_files(cfg, out_dir)
     tracker.log_dir(run_id, str(out_dir / ".hydra"), "config")
     try:
@@ -162,8 +173,10 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         tracker.fail_run(run_id, "driver", "error", f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        log.info("run %s closed", run_id)
         if dfk is not None:
             dfk.cleanup()
+        log.info("parsl stopped")
     from runners.report_text import print_summary
 
     print_summary(cfg, summary, tracker, run_id, box["experiment_id"])
@@ -215,6 +228,7 @@ def _execute(cfg: DictConfig, dfk: Any, tracker: Any, run_id: str,
     stage_times: dict[str, float] = {}
     for name, fut in (("env", f_env), ("stage", f_stage), ("warmup", f_warm)):
         res = _wait(fut, name)
+        log.info("stage %s done in %.2f s", name, res.seconds)
         stage_times[name] = res.seconds
         _log_stage(tracker, run_id, res)
     env_dir = f_warm.result().data["env_dir"]

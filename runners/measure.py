@@ -127,14 +127,18 @@ def run_measured(argv: list[str], stdout_path: str | Path, stderr_path: str | Pa
             while not stop.wait(sample_s):
                 peak = max(peak, _sample_rss(proc))
 
-        thread = threading.Thread(target=sampler, daemon=True)
-        thread.start()
-        timed_out = False
-        try:
-            returncode = popen.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        def expire() -> None:
+            expired.set()
             kill_tree(popen.pid)
+
+        # Popen.wait(timeout) polls with sleeps of up to 50 ms, which would inflate short
+        # trials; block in waitpid instead and let a timer enforce the timeout.
+        expired = threading.Event()
+        timer = threading.Timer(timeout_s, expire)
+        thread = threading.Thread(target=sampler, daemon=True)
+        timer.start()
+        thread.start()
+        try:
             returncode = popen.wait()
         except BaseException:
             kill_tree(popen.pid)
@@ -142,8 +146,10 @@ def run_measured(argv: list[str], stdout_path: str | Path, stderr_path: str | Pa
             raise
         finally:
             wall = time.perf_counter() - t0
+            timer.cancel()
             stop.set()
             thread.join()
+        timed_out = expired.is_set()
     usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return Measured(
         argv=list(argv), returncode=returncode, wall_s=wall, peak_rss_mb=peak / 2**20,
