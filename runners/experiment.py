@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import getpass
-import logging
 import hashlib
 import json
+import logging
 import signal
 import socket
 import subprocess
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 from omegaconf import DictConfig, OmegaConf
 
 from runners.entry import ConfigError
@@ -113,7 +114,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
 
     validate(cfg)
     log.info("config validated, %.2f s after process start",
-             time.time() - __import__("psutil").Process().create_time())
+             time.time() - psutil.Process().create_time())
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.dry_run:
         from runners.dryrun import print_plan
@@ -138,7 +139,8 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     log.info("parsl started")
     if not loader.is_alive() and not box:
         _start_tracker(cfg, box)   # Parsl failed before the loader could start
-    loader.join() if loader.ident else None
+    if loader.ident is not None:
+        loader.join()
     if "error" in box:
         if dfk is not None:
             dfk.cleanup()
