@@ -30,7 +30,7 @@ def ensure_python_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([bindir, *[p for p in parts if p != bindir]])
 
 
-def build(machine: Any, run_dir: str) -> Config:
+def build(machine: Any, run_dir: str, fs_name: str | None = None) -> Config:
     """Build the Parsl config for a machine.
 
     Parameters
@@ -39,17 +39,25 @@ def build(machine: Any, run_dir: str) -> Config:
         The machine section of the experiment config.
     run_dir : str
         Parsl's run directory (under the Hydra output directory).
+    fs_name : str, optional
+        The chosen filesystem (its job directives, e.g. DataWarp's, go in the batch script).
 
     Returns
     -------
     parsl.config.Config
     """
-    from parsl_configs import local
+    scheduler = str(machine.scheduler)
+    if scheduler == "local":
+        from parsl_configs import local
 
-    builders = {"local": local.config_for}
-    try:
-        builder = builders[machine.scheduler]
-    except KeyError:
-        raise ValueError(f"no Parsl config for scheduler {machine.scheduler!r}; "
-                         f"valid: {', '.join(builders)}") from None
-    return builder(machine, run_dir)
+        return local.config_for(machine, run_dir)
+    if scheduler in ("slurm", "pbspro", "cobalt"):
+        from parsl_configs import batch
+
+        return batch.config_for(machine, run_dir, fs_name)
+    if scheduler == "kubernetes":
+        from parsl_configs import kubernetes
+
+        return kubernetes.config_for(machine, run_dir)
+    raise ValueError(f"no Parsl config for scheduler {scheduler!r}; "
+                     "valid: local, slurm, pbspro, cobalt, kubernetes")

@@ -25,8 +25,15 @@ def print_plan(cfg: Any, out_dir: Path) -> None:
     fs_root = cfg.machine.filesystems[cfg.fs.name].path
     print("# composed config")
     print(OmegaConf.to_yaml(cfg, resolve=True))
+    from parsl_configs.render import render
+
     print(f"# Parsl: scheduler={cfg.machine.scheduler} executor=HighThroughputExecutor "
           f"run_dir={out_dir / 'runinfo'}")
+    sub = render(cfg.machine, cfg.fs.name)
+    print("# what would be submitted (one block)")
+    print(sub.text.rstrip())
+    for cmd in sub.commands:
+        print(f"# scheduler command: {cmd}")
     print("# stages")
     print(f"env     build {env_spec_path(cfg)} into {cfg.machine.env_root}/<name>-<hash>"
           " (python -m venv --copies; pip install <packages>), reused when cached")

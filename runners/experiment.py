@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from runners.entry import ConfigError
 from runners.kinds import rank_rows, trial_argv, trial_metrics
 from runners.stages import StageError, StageResult
-from runners.validate import env_spec_path, validate
+from runners.validate import env_spec_path, preflight, validate
 
 log = logging.getLogger(__name__)
 VOLATILE_KEYS = ("project_root", "cache_root", "run_name", "tags", "dry_run")
@@ -79,8 +79,10 @@ def _classify(exc: BaseException, stage: str) -> StageError:
     if isinstance(exc, StageError):
         return exc
     name = type(exc).__name__
-    kind = "worker_lost" if name in ("ManagerLost", "WorkerLost") else "error"
-    return StageError(stage, kind, f"{name}: {exc}")
+    kinds = {"ManagerLost": "worker_lost", "WorkerLost": "worker_lost",
+             "BadStateException": "scheduler", "SubmitException": "scheduler"}
+    message = " ".join(f"{name}: {exc}".split())   # one line
+    return StageError(stage, kinds.get(name, "error"), message[:2000])
 
 
 def _start_tracker(cfg: DictConfig, box: dict[str, Any]) -> None:
@@ -121,6 +123,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
 
         print_plan(cfg, out_dir)
         return {"dry_run": True}
+    preflight(cfg)
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     _sigterm_to_interrupt()
     dfk, parsl_error = None, None
@@ -131,7 +134,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
 
         import parsl_configs
 
-        parsl_config = parsl_configs.build(cfg.machine, str(out_dir / "runinfo"))
+        parsl_config = parsl_configs.build(cfg.machine, str(out_dir / "runinfo"), cfg.fs.name)
         loader.start()  # mlflow imports while the DFK waits for its interchange and workers
         dfk = DataFlowKernel(parsl_config)
     except Exception as exc:

@@ -23,9 +23,10 @@ def launch_prefix(machine: Any, ranks: int, env_dir: str) -> list[str]:
     -------
     list of str
     """
-    extra = [str(a) for a in machine.launcher_args]
     per_node = int(machine.ranks_per_node)
     nodes = max(1, min(int(machine.nodes), -(-ranks // per_node)))
+    extra = [str(a).format(ranks_per_node=min(ranks, per_node), nodes=nodes, ranks=ranks)
+             for a in machine.launcher_args]
     if machine.launcher == "mpiexec":
         exe = str(machine.mpiexec).replace("{env}", env_dir)
         return [exe, "-n", str(ranks), *extra]
@@ -33,4 +34,4 @@ def launch_prefix(machine: Any, ranks: int, env_dir: str) -> list[str]:
         return ["srun", "--mpi=pmi2", "-N", str(nodes), "-n", str(ranks), *extra]
     if machine.launcher == "aprun":
         return ["aprun", "-n", str(ranks), "-N", str(min(ranks, per_node)), *extra]
-    raise ValueError(f"unknown launcher {machine.launcher!r}; valid: mpiexec, srun, aprun")
+    raise ValueError(f"machine {machine.name!r} has no MPI launcher (launcher={machine.launcher})")

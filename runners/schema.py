@@ -6,6 +6,7 @@ needs a YAML file only, unless it brings a new scheduler.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,11 @@ class MachineConfig:
     account: str = ""
     queue: str = ""
     partition: str = ""
+    qos: str = ""
     constraint: str = ""
+    constraints: list[str] = field(default_factory=list)
+    exclusive: bool = True
+    gpus_per_node: int = 0
     walltime_min: int = 30
     nodes: int = 1
     ranks_per_node: int = 2
@@ -57,6 +62,8 @@ class MachineConfig:
     worker_init: str = ""
     scheduler_options: str = ""
     strategy_period: float = 0.5
+    cmd_timeout: int = 10
+    address: str = ""
     env_root: str = MISSING
     filesystems: dict[str, FilesystemConfig] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -131,6 +138,8 @@ def register_configs() -> None:
 
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+    if not OmegaConf.has_resolver("python_prefix"):   # the runner's environment (a venv)
+        OmegaConf.register_new_resolver("python_prefix", lambda: sys.prefix)
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     for kind, schema in BENCH_SCHEMAS.items():

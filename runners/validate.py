@@ -14,7 +14,10 @@ from runners.entry import ConfigError
 
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 SCHEDULERS = ("local", "slurm", "pbspro", "cobalt", "kubernetes")
-LAUNCHERS = ("mpiexec", "srun", "aprun")
+LAUNCHERS = ("mpiexec", "srun", "aprun", "none")
+MPI_KINDS = ("mpi4py_import",)
+SCHEDULER_COMMANDS = {"slurm": ("sbatch", "squeue", "scancel"), "pbspro": ("qsub", "qstat", "qdel"),
+                      "cobalt": ("qsub", "qstat", "qdel")}
 
 
 def as_int(value: Any, key: str, minimum: int) -> int:
@@ -35,6 +38,31 @@ def as_int(value: Any, key: str, minimum: int) -> int:
 def env_spec_path(cfg: Any) -> Path:
     """The environment spec file a benchmark asks for (``envs/<bench.env>.yaml``)."""
     return Path(cfg.project_root) / "envs" / f"{cfg.bench.env}.yaml"
+
+
+def preflight(cfg: Any) -> None:
+    """Check that this host can submit to the machine's scheduler (a real run only).
+
+    Raises
+    ------
+    ConfigError
+        When the scheduler's commands (or Python client) are missing here.
+    """
+    import shutil
+
+    machine = cfg.machine
+    needed = SCHEDULER_COMMANDS.get(str(machine.scheduler), ())
+    missing = [c for c in needed if shutil.which(c) is None]
+    if missing:
+        raise ConfigError(f"machine={machine.name} submits with {machine.scheduler}, but "
+                          f"{', '.join(missing)} not found on this host; run on the machine, "
+                          "or add dry_run=true to see what would be submitted")
+    if machine.scheduler == "kubernetes":
+        import importlib.util
+
+        if importlib.util.find_spec("kubernetes") is None:
+            raise ConfigError(f"machine={machine.name} needs the 'kubernetes' Python package "
+                              "(pip install '.[kubernetes]'), or add dry_run=true")
 
 
 def validate(cfg: Any) -> None:
@@ -63,6 +91,12 @@ def validate(cfg: Any) -> None:
                           f"machine.filesystems.{fs.name}.image=<image> to use it, or pick one "
                           f"of: {', '.join(n for n in offered if machine.filesystems[n].supported)}"
                           )
+    if machine.constraints and machine.constraint not in machine.constraints:
+        raise ConfigError(f"machine.constraint={machine.constraint!r} is not offered by "
+                          f"machine={machine.name}; valid: {', '.join(machine.constraints)}")
+    if bench.kind in MPI_KINDS and machine.launcher == "none":
+        raise ConfigError(f"bench={bench.name} needs an MPI launcher, but machine={machine.name} "
+                          "has launcher=none; use a machine with srun, mpiexec or aprun")
     ranks = as_int(bench.ranks, "bench.ranks", 1)
     as_int(bench.trials, "bench.trials", 1)
     as_int(bench.warmup, "bench.warmup", 0)

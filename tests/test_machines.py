@@ -1,0 +1,118 @@
+"""Machines as data: every machine × filesystem composes and validates (or fails with the
+expected one-line error), and the generated batch script / pod spec matches its golden file.
+
+Re-record the golden files with ``BENCH_UPDATE_GOLDEN=1 pytest tests/test_machines.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from parsl_configs.render import render
+from runners.entry import ConfigError
+from runners.schema import PROJECT_ROOT
+from runners.validate import validate
+from tests.test_config import make
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "submit"
+MACHINES = ["local", "docker-slurm", "cori", "edison", "perlmutter", "theta", "polaris"]
+FILESYSTEMS = ["tmpfs", "scratch", "project", "common", "datawarp", "shifter"]
+# What each machine offers (the seed's matrix for Cori and Edison); shifter = needs an image.
+OFFERS = {
+    "local": {"tmpfs", "scratch"},
+    "docker-slurm": {"tmpfs", "scratch"},
+    "cori": {"common", "datawarp", "project", "scratch", "tmpfs", "shifter"},
+    "edison": {"common", "project", "scratch", "tmpfs", "shifter"},
+    "perlmutter": {"common", "project", "scratch", "tmpfs"},
+    "theta": {"project", "tmpfs", "common"},
+    "polaris": {"project", "scratch", "tmpfs"},
+}
+
+
+@pytest.fixture(autouse=True)
+def _stable_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("NERSC_ACCOUNT", "ALCF_ACCOUNT", "BENCH_SCRATCH", "BENCH_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("USER", "bench")
+
+
+def normalise(text: str) -> str:
+    """Replace this checkout's paths, so golden files hold on any machine."""
+    return text.replace(sys.prefix, "<venv>").replace(str(PROJECT_ROOT), "<project>")
+
+
+@pytest.mark.parametrize("machine", MACHINES)
+@pytest.mark.parametrize("fs", FILESYSTEMS)
+def test_machine_fs_combination(machine: str, fs: str) -> None:
+    cfg = make(f"machine={machine}", f"fs={fs}", "bench.ranks=2")
+    if fs not in OFFERS[machine]:
+        with pytest.raises(ConfigError, match=f"fs={fs} is not offered by machine={machine}"):
+            validate(cfg)
+        return
+    if fs == "shifter":
+        with pytest.raises(ConfigError, match="set machine.filesystems.shifter.image"):
+            validate(cfg)
+        cfg = make(f"machine={machine}", f"fs={fs}", "bench.ranks=2",
+                   "machine.filesystems.shifter.image=docker:bench/mpi4py-import:1")
+    validate(cfg)
+    text = normalise(render(cfg.machine, fs).text)
+    golden = GOLDEN / f"{machine}__{fs}.txt"
+    if os.environ.get("BENCH_UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    assert golden.is_file(), f"no golden file {golden}; record with BENCH_UPDATE_GOLDEN=1"
+    assert text == golden.read_text()
+
+
+def test_datawarp_adds_the_jobdw_directive_only_for_datawarp() -> None:
+    with_dw = render(make("machine=cori", "fs=datawarp").machine, "datawarp").text
+    without = render(make("machine=cori", "fs=scratch").machine, "scratch").text
+    assert "#DW jobdw capacity=10GB access_mode=striped type=scratch" in with_dw
+    assert "#DW" not in without
+    assert make("machine=cori").machine.filesystems.datawarp.path.startswith("$DW_JOB_STRIPED")
+
+
+def test_cori_knl_and_perlmutter_gpu_by_constraint() -> None:
+    knl = render(make("machine=cori", "machine.constraint=knl").machine).text
+    assert "#SBATCH --constraint=knl" in knl
+    gpu = render(make("machine=perlmutter", "machine.constraint=gpu",
+                      "machine.gpus_per_node=4").machine).text
+    assert "#SBATCH --constraint=gpu" in gpu and "#SBATCH --gpus-per-node=4" in gpu
+    with pytest.raises(ConfigError, match="valid: haswell, knl"):
+        validate(make("machine=cori", "machine.constraint=gpu"))
+
+
+def test_submit_commands_are_recorded_not_run() -> None:
+    theta = render(make("machine=theta").machine)
+    assert theta.commands == [
+        "qsub -n 2 -q debug-cache-quad -t 30 -A datascience "
+        "<run_dir>/submit_scripts/parsl.bench.block-0.<time>.submit"]
+    slurm = render(make("machine=docker-slurm").machine)
+    assert slurm.commands[-1] == "sbatch <run_dir>/submit_scripts/bench.block-0.<time>"
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["machine=theta", "bench.ranks=129"], "exceeds machine=theta's 2 node(s) x 64"),
+    (["machine=edison", "fs=datawarp"], "valid for edison: common, project, scratch"),
+    (["machine=kind"], "needs an MPI launcher"),
+])
+def test_machine_validation(overrides: list[str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        validate(make(*overrides))
+
+
+def test_launchers_per_machine() -> None:
+    from runners.kinds import trial_argv
+
+    def argv(machine: str) -> list[str]:
+        return trial_argv(make(f"machine={machine}", "bench.ranks=4"), "/e")[:9]
+
+    assert argv("cori")[:6] == ["srun", "--mpi=pmi2", "-N", "1", "-n", "4"]
+    assert argv("theta")[:5] == ["aprun", "-n", "4", "-N", "4"]
+    assert argv("polaris")[:9] == ["mpiexec", "-n", "4", "--ppn", "4", "--depth", "1",
+                                   "--cpu-bind", "depth"]
+    assert argv("local")[:3] == ["/e/bin/mpiexec", "-n", "4"]
