@@ -12,6 +12,7 @@ import getpass
 import hashlib
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -123,6 +124,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
 
         print_plan(cfg, out_dir)
         return {"dry_run": True}
+    os.environ.update({str(k): str(v) for k, v in cfg.machine.env.items()})
     preflight(cfg)
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     _sigterm_to_interrupt()
@@ -287,7 +289,8 @@ def _summarize(cfg: DictConfig, tracker: Any, run_id: str, out_dir: Path,
     tracker.log_metrics(run_id, {"stage.bench_s": stage_times["bench"]})
     csv_path = out_dir / "per_rank.csv"
     with open(csv_path, "w", newline="") as fh:
-        fields = ["trial", "rank", "host", "mpi_init_s", "import_s", "rank_total_s"]
+        fields = ["trial", "rank", "host", "launch_step", "mpi_init_s", "import_s",
+                  "rank_total_s"]
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)

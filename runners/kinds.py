@@ -55,12 +55,14 @@ def trial_metrics(results: list[dict[str, Any]], measured: dict[str, Any]) -> di
 
 
 def rank_rows(trial: int, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-rank rows (trial, rank, host, mpi_init_s, import_s, rank_total_s) for the CSV."""
+    """Per-rank rows (trial, rank, host, launch_step, mpi_init_s, import_s, rank_total_s)."""
     rows: dict[int, dict[str, Any]] = {}
     for r in results:
         if r.get("step") is None or r["name"] not in ("mpi_init_s", "import_s", "rank_total_s"):
             continue
+        tags = r.get("tags", {})
         row = rows.setdefault(int(r["step"]), {"trial": trial, "rank": int(r["step"]),
-                                               "host": r.get("tags", {}).get("host", "")})
+                                               "host": tags.get("host", ""),
+                                               "launch_step": tags.get("launch_step", "")})
         row[r["name"]] = r["value"]
     return [rows[k] for k in sorted(rows)]

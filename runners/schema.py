@@ -65,6 +65,7 @@ class MachineConfig:
     cmd_timeout: int = 10
     address: str = ""
     env_root: str = MISSING
+    env: dict[str, str] = field(default_factory=dict)
     filesystems: dict[str, FilesystemConfig] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -63,6 +63,18 @@ class StageResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+def where() -> dict[str, str]:
+    """Tags naming where a stage ran: the worker's host and its batch job id, if any."""
+    import socket
+
+    tags = {"worker.host": socket.gethostname()}
+    for var in ("SLURM_JOB_ID", "PBS_JOBID", "COBALT_JOBID"):
+        if os.environ.get(var):
+            tags["scheduler.job_id"] = os.environ[var]
+            break
+    return tags
+
+
 def spec_hash(spec_text: str) -> str:
     """Content hash of an environment spec, salted with the interpreter it is built for."""
     salt = f"{platform.python_version()}|{platform.machine()}|{sys.base_prefix}"
@@ -235,7 +247,7 @@ def warmup(staged: StageResult, packages: list[str], log_dir: str, use_strace: b
         raise StageError("warmup", kind, f"importing {', '.join(packages)} with {python} failed: "
                          f"{tail(err)}", [str(out), str(err)])
     metrics = {"warmup.import_s": m.wall_s}
-    tags = {"warmup.module_files": read_text(out, 4096).strip()}
+    tags = {"warmup.module_files": read_text(out, 4096).strip(), **where()}
     logs = [str(out), str(err)]
     strace = shutil.which("strace")
     if not use_strace:
@@ -299,6 +311,6 @@ def run_trial(after: Any, argv: list[str], label: str, log_dir: str,
         raise StageError("bench", "parse", f"{label}: {exc}", [str(out), str(err)]) from None
     metrics = {"wall_s": m.wall_s, "peak_rss_mb": m.peak_rss_mb, "cpu_user_s": m.cpu_user_s,
                "cpu_system_s": m.cpu_system_s}
-    return StageResult("bench", m.wall_s, metrics, {}, [str(out), str(err)],
+    return StageResult("bench", m.wall_s, metrics, where(), [str(out), str(err)],
                        {"results": [asdict(r) for r in results], "measured": m.as_dict(),
                         "env_dir": env_dir})

@@ -112,10 +112,11 @@ def test_ctrl_c_ends_the_run_killed(store: Store, tmp_path: Path) -> None:
     try:
         while time.time() < deadline:
             runs = store.runs()
-            if runs and "total_s" in runs[0].data.metrics:
+            if runs and "stage.warmup_s" in runs[0].data.metrics:
                 break
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.5)
+        time.sleep(3)       # let a few trials complete
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -124,3 +125,5 @@ def test_ctrl_c_ends_the_run_killed(store: Store, tmp_path: Path) -> None:
     run = store.runs()[0]
     assert run.info.status == "KILLED"
     assert run.data.tags["failure.kind"] == "interrupted"
+    done = store.client().get_metric_history(run.info.run_id, "total_s")
+    assert 1 <= len(done) < 500    # the trials completed before Ctrl-C stay logged

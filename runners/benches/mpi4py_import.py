@@ -7,7 +7,10 @@ Runs ON the machine with the benchmark environment's python (stdlib + mpi4py onl
 Output (the project's JSON-lines contract), one line per rank and measure::
 
     {"name": "import_s", "value": 0.083, "unit": "s", "direction": "lower", "step": 0,
-     "tags": {"rank": 0, "host": "nid0001"}}
+     "tags": {"rank": 0, "host": "nid0001", "launch_step": "0"}}
+
+``launch_step`` is the launcher's step id as the rank saw it (``SLURM_STEP_ID`` under
+srun, ``PMI_RANK`` under mpiexec), so a run shows how its ranks were started.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ T_START = time.perf_counter()
 
 import importlib  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 
@@ -47,7 +51,8 @@ def main(packages: list[str]) -> int:
     except Exception as exc:  # report which rank failed, then fail the job
         error = f"{type(exc).__name__}: {exc}"
     t2 = time.perf_counter()
-    row = (t1 - t0, t2 - t1, t2 - T_START, socket.gethostname(), error)
+    step = os.environ.get("SLURM_STEP_ID") or os.environ.get("PMI_RANK") or ""
+    row = (t1 - t0, t2 - t1, t2 - T_START, f"{socket.gethostname()}|{step}", error)
     rows = comm.gather(row, root=0)
     if comm.Get_rank() != 0 or rows is None:
         return 1 if error else 0
@@ -55,11 +60,13 @@ def main(packages: list[str]) -> int:
     if failed:
         print(f"rank {failed[0][0]}: {failed[0][1]}", file=sys.stderr)
         return 1
-    for rank, (mpi_s, import_s, total_s, host, _) in enumerate(rows):
+    for rank, (mpi_s, import_s, total_s, where, _) in enumerate(rows):
+        host, _, step = where.partition("|")
+        tags = {"rank": rank, "host": host, "launch_step": step}
         for name, value in (("mpi_init_s", mpi_s), ("import_s", import_s),
                             ("rank_total_s", total_s)):
             print(json.dumps({"name": name, "value": value, "unit": "s", "direction": "lower",
-                              "step": rank, "tags": {"rank": rank, "host": host}}))
+                              "step": rank, "tags": tags}))
     print(json.dumps({"name": "ranks", "value": comm.Get_size(), "unit": "",
                       "direction": "higher"}))
     return 0
