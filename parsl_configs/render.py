@@ -76,7 +76,9 @@ def render(machine: Any, fs_name: str | None = None) -> Submission:
     if scheduler == "kubernetes":
         from parsl_configs import kubernetes
 
-        return Submission(kubernetes.render_submission(machine, "<worker command>", JOB_NAME))
+        text = kubernetes.render_submission(machine, "<worker command>", JOB_NAME)
+        m = re.search(r"parsl-job-id: (\S+)", text)
+        return Submission(text.replace(m.group(1), "<job-id>") if m else text)
     commands: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-dry-") as tmp, _recorded(commands):
         config = build(machine, f"{tmp}/runinfo", fs_name)

@@ -7,7 +7,6 @@ or SIGTERM.
 
 from __future__ import annotations
 
-import csv
 import getpass
 import hashlib
 import json
@@ -26,9 +25,9 @@ import psutil
 from omegaconf import DictConfig, OmegaConf
 
 from runners.entry import ConfigError
-from runners.kinds import rank_rows, trial_argv, trial_metrics
-from runners.stages import StageError, StageResult
-from runners.validate import env_spec_path, preflight, validate
+from runners.pipeline import execute
+from runners.stages import StageError
+from runners.validate import preflight, validate
 
 log = logging.getLogger(__name__)
 VOLATILE_KEYS = ("project_root", "cache_root", "run_name", "tags", "dry_run")
@@ -75,17 +74,6 @@ def _sigterm_to_interrupt() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def _classify(exc: BaseException, stage: str) -> StageError:
-    """Turn any exception from a stage's future into a StageError with a failure kind."""
-    if isinstance(exc, StageError):
-        return exc
-    name = type(exc).__name__
-    kinds = {"ManagerLost": "worker_lost", "WorkerLost": "worker_lost",
-             "BadStateException": "scheduler", "SubmitException": "scheduler"}
-    message = " ".join(f"{name}: {exc}".split())   # one line
-    return StageError(stage, kinds.get(name, "error"), message[:2000])
-
-
 def _start_tracker(cfg: DictConfig, box: dict[str, Any]) -> None:
     try:
         from runners.tracking import Tracker
@@ -95,6 +83,10 @@ def _start_tracker(cfg: DictConfig, box: dict[str, Any]) -> None:
         box["tracker"] = tracker
     except BaseException as exc:   # reported by the caller
         box["error"] = exc
+
+
+class _NoParsl(Exception):
+    """This benchmark does not run on the runner's own DataFlowKernel."""
 
 
 def experiment_name(cfg: DictConfig) -> str:
@@ -132,6 +124,8 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     box: dict[str, Any] = {}
     loader = threading.Thread(target=_start_tracker, args=(cfg, box), daemon=True)
     try:
+        if cfg.bench.kind == "parsl_perf":   # parsl-perf starts its own Parsl
+            raise _NoParsl
         from parsl.dataflow.dflow import DataFlowKernel
 
         import parsl_configs
@@ -139,6 +133,8 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         parsl_config = parsl_configs.build(cfg.machine, str(out_dir / "runinfo"), cfg.fs.name)
         loader.start()  # mlflow imports while the DFK waits for its interchange and workers
         dfk = DataFlowKernel(parsl_config)
+    except _NoParsl:
+        pass
     except Exception as exc:
         parsl_error = exc
     log.info("parsl started")
@@ -162,10 +158,10 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         if parsl_error is not None:
             raise StageError("parsl", "scheduler", f"could not start Parsl on machine="
                              f"{cfg.machine.name}: {type(parsl_error).__name__}: {parsl_error}")
-        assert dfk is not None
-        summary = _execute(cfg, dfk, tracker, run_id, out_dir)
+        summary = execute(cfg, dfk, tracker, run_id, out_dir)
         tracker.end_run(run_id, "FINISHED")
     except StageError as err:
+        err = _explain(err, dfk, str(cfg.machine.name))
         tracker.log_artifacts(run_id, err.logs, f"logs/{err.stage}")
         tracker.fail_run(run_id, err.stage, err.kind, err.message)
         print(f"error: {err.stage} failed ({err.kind}): {err.message} "
@@ -190,6 +186,19 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+def _explain(err: StageError, dfk: Any, label: str) -> StageError:
+    """Name the scheduler's reason (e.g. walltime) when a lost worker or block caused ``err``."""
+    if dfk is None or err.kind not in ("worker_lost", "scheduler", "error"):
+        return err
+    from parsl_configs.diagnose import block_failure
+
+    found = block_failure(dfk.executors.get(label))
+    if found is None:
+        return err
+    kind, reason = found
+    return StageError(err.stage, kind, f"{reason}; {err.message}", err.logs)
+
+
 def _default_name(cfg: DictConfig) -> str:
     return f"{cfg.bench.name}-{cfg.machine.name}-{cfg.fs.name}-r{cfg.bench.ranks}"
 
@@ -198,103 +207,3 @@ def _write_config_files(cfg: DictConfig, out_dir: Path) -> None:
     hydra_dir = out_dir / ".hydra"
     hydra_dir.mkdir(parents=True, exist_ok=True)
     (hydra_dir / "resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-
-
-def _execute(cfg: DictConfig, dfk: Any, tracker: Any, run_id: str,
-             out_dir: Path) -> dict[str, Any]:
-    """Chain the stages as Parsl apps, then log each result as its future completes."""
-    from parsl import python_app
-
-    from runners import stages
-
-    label = str(cfg.machine.name)
-
-    def app(fn: Any) -> Any:
-        return python_app(fn, executors=[label], data_flow_kernel=dfk)
-
-    logs = out_dir / "stages"
-    bench = cfg.bench
-    timeout = float(bench.timeout_s)
-    fs_root = str(cfg.machine.filesystems[cfg.fs.name].path)
-    f_env = app(stages.build_env)(str(env_spec_path(cfg)), str(cfg.machine.env_root),
-                                  str(logs / "env"))
-    f_stage = app(stages.stage_env)(f_env, fs_root, str(logs / "stage"))
-    f_warm = app(stages.warmup)(f_stage, [str(p) for p in bench.packages], str(logs / "warmup"),
-                                bool(bench.strace), timeout)
-    argv = trial_argv(cfg, "{env}")
-    trial_app = app(stages.run_trial)
-    prev = f_warm
-    warm_futs, trial_futs = [], []
-    for i in range(int(bench.warmup)):
-        prev = trial_app(prev, argv, f"warmup-{i}", str(logs / "bench"), timeout)
-        warm_futs.append(prev)
-    for t in range(int(bench.trials)):
-        prev = trial_app(prev, argv, f"trial-{t}", str(logs / "bench"), timeout)
-        trial_futs.append(prev)
-
-    stage_times: dict[str, float] = {}
-    for name, fut in (("env", f_env), ("stage", f_stage), ("warmup", f_warm)):
-        res = _wait(fut, name)
-        log.info("stage %s done in %.2f s", name, res.seconds)
-        stage_times[name] = res.seconds
-        _log_stage(tracker, run_id, res)
-    env_dir = f_warm.result().data["env_dir"]
-    tracker.log_artifacts(run_id, [str(Path(env_dir) / stages.FREEZE)], "env")
-    for fut in warm_futs:
-        _wait(fut, "bench")
-    per_trial: list[dict[str, float]] = []
-    rows: list[dict[str, Any]] = []
-    points: list[tuple[str, float, int]] = []
-    t_bench = time.perf_counter()
-    try:    # log once the trials are done, so the driver does not compete with them
-        for t, fut in enumerate(trial_futs):
-            res = _wait(fut, "bench")
-            metrics = trial_metrics(res.data["results"], res.data["measured"])
-            per_trial.append(metrics)
-            rows.extend(rank_rows(t, res.data["results"]))
-            points += [(k, v, t) for k, v in metrics.items()]
-            points += [(f"host.{k}.{when}", v, t) for when in ("before", "after")
-                       for k, v in res.data["measured"][f"host_{when}"].items()]
-    finally:    # trials that completed stay logged, whatever happens to the next one
-        tracker.log_points(run_id, points)
-    stage_times["bench"] = time.perf_counter() - t_bench
-    return _summarize(cfg, tracker, run_id, out_dir, per_trial, rows, stage_times)
-
-
-def _wait(fut: Any, stage: str) -> StageResult:
-    try:
-        result: StageResult = fut.result()
-    except Exception as exc:
-        raise _classify(exc, stage) from None
-    return result
-
-
-def _log_stage(tracker: Any, run_id: str, res: StageResult) -> None:
-    tracker.log_metrics(run_id, {f"stage.{res.stage}_s": res.seconds, **res.metrics})
-    if res.tags:
-        tracker.set_tags(run_id, res.tags)
-    tracker.log_artifacts(run_id, res.logs, f"logs/{res.stage}")
-
-
-def _summarize(cfg: DictConfig, tracker: Any, run_id: str, out_dir: Path,
-               per_trial: list[dict[str, float]], rows: list[dict[str, Any]],
-               stage_times: dict[str, float]) -> dict[str, Any]:
-    """Statistics over trials, the per-rank CSV, and the bench logs as artifacts."""
-    from runners.analysis.stats import summarize
-
-    stats: dict[str, dict[str, float]] = {}
-    for key in per_trial[0]:
-        stats[key] = summarize([m[key] for m in per_trial])
-        tracker.log_metrics(run_id, {f"{key}.{s}": v for s, v in stats[key].items()})
-    tracker.log_metrics(run_id, {"stage.bench_s": stage_times["bench"]})
-    csv_path = out_dir / "per_rank.csv"
-    with open(csv_path, "w", newline="") as fh:
-        fields = ["trial", "rank", "host", "launch_step", "mpi_init_s", "import_s",
-                  "rank_total_s"]
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    tracker.log_artifacts(run_id, [str(csv_path)], "results")
-    tracker.log_dir(run_id, str(out_dir / "stages" / "bench"), "logs/bench")
-    return {"stats": stats, "stage_times": stage_times, "trials": len(per_trial),
-            "per_rank_csv": str(csv_path)}

@@ -29,15 +29,31 @@ def format_table(stats: dict[str, dict[str, float]], keys: tuple[str, ...] = SHO
     return "\n".join(lines)
 
 
+def format_curves(points: list[tuple[str, float, int]], width: int = 12) -> str:
+    """Median per step (rows) for each curve metric (columns), as a fixed-width table."""
+    names = sorted({n for n, _, _ in points})
+    steps = sorted({s for _, _, s in points})
+    value = {(n, s): v for n, v, s in points}
+    lines = [f"{'step':>10}" + "".join(f"{n[:width - 1]:>{width}}" for n in names)]
+    for s in steps:
+        cells = "".join(f"{value[(n, s)]:>{width}.4g}" if (n, s) in value else " " * width
+                        for n in names)
+        lines.append(f"{s:>10}{cells}")
+    return "\n".join(lines)
+
+
 def print_summary(cfg: Any, summary: dict[str, Any], tracker: Any, run_id: str,
                   experiment_id: str) -> None:
     """Print the results table, the stage times and the command that opens the MLflow UI."""
     st = summary["stage_times"]
     print(f"\n{cfg.bench.name} on machine={cfg.machine.name} fs={cfg.fs.name}: "
           f"{cfg.bench.ranks} ranks x {summary['trials']} trials  [run {run_id} FINISHED]")
-    print(format_table(summary["stats"]))
+    shown = SHOWN if cfg.bench.kind == "mpi4py_import" else tuple(summary["stats"])[:12]
+    print(format_table(summary["stats"], shown))
+    if summary.get("curves"):
+        print(format_curves(summary["curves"]))
     print("stages (s): " + "  ".join(f"{k} {v:.2f}" for k, v in st.items()))
-    print(f"per-rank times: {summary['per_rank_csv']}")
+    print("results: " + "  ".join(summary["files"]))
     print("\nOpen the MLflow UI on this store with:")
     print(f"  {tracker.ui_command()}")
     print(f"  then http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,3 +129,46 @@ def parse_output(text: str, require: bool = True) -> list[Result]:
     if require and not results:
         raise ResultParseError(text[-300:], "no JSON result lines in the output")
     return results
+
+
+PERF_ITERATION = re.compile(r"^==== Iteration (\d+) ====")
+PERF_FIELDS = {
+    "tasks": (re.compile(r"^Will run (\d+) tasks"), "", "higher"),
+    "submit_tasks_per_s": (re.compile(r"^Submission took [\d.]+ seconds = ([\d.]+) tasks/second"),
+                           "tasks/s", "higher"),
+    "runtime_s": (re.compile(r"^Runtime: actual ([\d.]+)s"), "s", "lower"),
+    "tasks_per_s": (re.compile(r"^Tasks per second: ([\d.]+)"), "tasks/s", "higher"),
+}
+
+
+def parse_parsl_perf(text: str) -> list[Result]:
+    """Turn ``parsl-perf`` output into results: per iteration (step) and the final rate.
+
+    Parameters
+    ----------
+    text : str
+        parsl-perf's stdout (``==== Iteration N ====`` blocks).
+
+    Returns
+    -------
+    list of Result
+        ``tasks``, ``submit_tasks_per_s``, ``runtime_s`` and ``tasks_per_s`` with
+        ``step`` = iteration, plus ``tasks_per_s_final`` (the last iteration's rate).
+    """
+    out: list[Result] = []
+    iteration = 0
+    for raw in text.splitlines():
+        line = raw.strip()
+        m = PERF_ITERATION.match(line)
+        if m:
+            iteration = int(m.group(1))
+            continue
+        for name, (pattern, unit, direction) in PERF_FIELDS.items():
+            m = pattern.match(line)
+            if m and iteration:
+                out.append(Result(name, float(m.group(1)), unit, direction, iteration))
+    rates = [r for r in out if r.name == "tasks_per_s"]
+    if not rates:
+        raise ResultParseError(text[-300:], "no 'Tasks per second' line in parsl-perf output")
+    out.append(Result("tasks_per_s_final", rates[-1].value, "tasks/s", "higher"))
+    return out

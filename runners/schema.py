@@ -106,6 +106,67 @@ class Mpi4pyImportBench(BenchConfig):
 
 
 @dataclass
+class OsuBench(BenchConfig):
+    """OSU MPI micro-benchmarks written for mpi4py (``runners/benches/osu.py``)."""
+
+    name: str = "osu"
+    kind: str = "osu"
+    env: str = "mpi4py_import"
+    ranks: Any = 2
+    trials: Any = 3
+    tests: list[str] = field(default_factory=lambda: ["latency", "bw", "bibw", "bcast",
+                                                      "allreduce"])
+    min_size: Any = 1
+    max_size: Any = 1048576
+    iterations: Any = None
+    warmup_iterations: Any = None
+
+
+@dataclass
+class ParslPerfBench(BenchConfig):
+    """The installed Parsl's ``parsl-perf`` against the machine's Parsl config."""
+
+    name: str = "parsl_perf"
+    kind: str = "parsl_perf"
+    env: str = ""
+    ranks: Any = 1
+    trials: Any = 1
+    time: float = 10.0
+    iterate: str = "estimate"
+    argsize: int = 0
+
+
+@dataclass
+class CommandBench(BenchConfig):
+    """Any command printing JSON result lines (the project's output contract).
+
+    ``command`` is a template: ``{python}`` (the benchmark environment's, or the runner's
+    when ``env`` is empty), ``{launch}`` (the MPI launcher prefix for ``ranks``),
+    ``{project}`` and every key of ``params`` are filled in, each value shell-quoted.
+    """
+
+    name: str = "command"
+    kind: str = "command"
+    env: str = ""
+    command: str = MISSING
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Mpi4pyCiBench(OsuBench):
+    """Build mpi4py from source → sanity (print rank) → deploy → OSU → PDF summary (seed 000)."""
+
+    name: str = "mpi4py_ci"
+    kind: str = "mpi4py_ci"
+    env: str = "mpi4py_ci"
+    trials: Any = 1
+    sanity_ranks: int = 2
+    sanity_pattern: str = "Hello from rank 1 of 2"
+    release_root: str = "${cache_root}/releases"
+    build_timeout_s: float = 1800.0
+
+
+@dataclass
 class TrackingConfig:
     """Where MLflow records runs."""
 
@@ -130,7 +191,9 @@ class Config:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-BENCH_SCHEMAS: dict[str, type[BenchConfig]] = {"mpi4py_import": Mpi4pyImportBench}
+BENCH_SCHEMAS: dict[str, type[BenchConfig]] = {
+    "mpi4py_import": Mpi4pyImportBench, "osu": OsuBench, "parsl_perf": ParslPerfBench,
+    "command": CommandBench, "mpi4py_ci": Mpi4pyCiBench}
 
 
 def register_configs() -> None:

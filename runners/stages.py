@@ -271,46 +271,63 @@ def warmup(staged: StageResult, packages: list[str], log_dir: str, use_strace: b
                        dict(staged.data))
 
 
-def run_trial(after: Any, argv: list[str], label: str, log_dir: str,
-              timeout_s: float = 600.0) -> StageResult:
-    """Run one benchmark trial: launch ``argv``, measure it, parse its JSON result lines.
+def run_trial(after: Any, argvs: list[list[str]], label: str, log_dir: str,
+              timeout_s: float = 600.0, parser: str = "json") -> StageResult:
+    """Run one benchmark trial: launch each command in turn, measure, parse JSON result lines.
 
     Parameters
     ----------
     after : StageResult
         The previous trial's result (or the warmup's): orders the trials and names the
-        staged environment.
-    argv : list of str
-        The full command (launcher prefix + program); never run through a shell.
-        ``{env}`` in an argument is replaced by the staged environment's directory.
+        environment.
+    argvs : list of list of str
+        The commands of one trial (e.g. one per OSU test); never run through a shell.
+        ``{env}`` in an argument is replaced by the environment's directory.
     label : str
         Names the trial's logs, e.g. ``trial-0`` or ``warmup-0``.
     log_dir : str
         Where the logs go.
     timeout_s : float
-        Kill the trial's process tree after this long.
+        Kill a command's process tree after this long.
+    parser : str
+        ``json`` (the output contract) or ``parsl_perf`` (parsl-perf's text).
 
     Returns
     -------
     StageResult
         ``data["results"]``: the parsed result lines as dicts; ``data["measured"]``: the
-        psutil measurement.
+        psutil measurement (wall and CPU summed, peak RSS the maximum over the commands).
     """
     from dataclasses import asdict
 
-    from runners.results import ResultParseError, parse_output
+    from runners.results import ResultParseError, parse_output, parse_parsl_perf
 
-    env_dir = after.data["env_dir"]
-    argv = [a.replace("{env}", env_dir) for a in argv]
-    out, err = _logs(log_dir, label)
-    m = run_measured(argv, out, err, timeout_s)
-    _check(m, "bench", f"{label} ({Path(argv[0]).name})")
-    try:
-        results = parse_output(read_text(out))
-    except ResultParseError as exc:
-        raise StageError("bench", "parse", f"{label}: {exc}", [str(out), str(err)]) from None
-    metrics = {"wall_s": m.wall_s, "peak_rss_mb": m.peak_rss_mb, "cpu_user_s": m.cpu_user_s,
-               "cpu_system_s": m.cpu_system_s}
-    return StageResult("bench", m.wall_s, metrics, where(), [str(out), str(err)],
-                       {"results": [asdict(r) for r in results], "measured": m.as_dict(),
-                        "env_dir": env_dir})
+    parse = parse_parsl_perf if parser == "parsl_perf" else parse_output
+
+    env_dir = str(after.data.get("env_dir", ""))
+    results: list[dict[str, Any]] = []
+    logs: list[str] = []
+    total: dict[str, Any] = {}
+    for i, raw in enumerate(argvs):
+        argv = [a.replace("{env}", env_dir) for a in raw]
+        name = label if len(argvs) == 1 else f"{label}.{i}"
+        out, err = _logs(log_dir, name)
+        logs += [str(out), str(err)]
+        m = run_measured(argv, out, err, timeout_s)
+        _check(m, "bench", f"{name} ({Path(argv[0]).name})")
+        try:
+            results += [asdict(r) for r in parse(read_text(out))]
+        except ResultParseError as exc:
+            raise StageError("bench", "parse", f"{name}: {exc}", logs) from None
+        one = m.as_dict()
+        if not total:
+            total = one
+        else:
+            for key in ("wall_s", "cpu_user_s", "cpu_system_s"):
+                total[key] += one[key]
+            total["peak_rss_mb"] = max(total["peak_rss_mb"], one["peak_rss_mb"])
+            total["host_after"] = one["host_after"]
+    metrics = {k: float(total[k]) for k in ("wall_s", "peak_rss_mb", "cpu_user_s",
+                                            "cpu_system_s")}
+    return StageResult("bench", total["wall_s"], metrics, where(), logs,
+                       {"results": results, "measured": total, "env_dir": env_dir})

@@ -19,7 +19,7 @@ from runners.validate import validate
 from tests.test_config import make
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "submit"
-MACHINES = ["local", "docker-slurm", "cori", "edison", "perlmutter", "theta", "polaris"]
+MACHINES = ["local", "docker-slurm", "cori", "edison", "perlmutter", "theta", "polaris", "kind"]
 FILESYSTEMS = ["tmpfs", "scratch", "project", "common", "datawarp", "shifter"]
 # What each machine offers (the seed's matrix for Cori and Edison); shifter = needs an image.
 OFFERS = {
@@ -30,6 +30,7 @@ OFFERS = {
     "perlmutter": {"common", "project", "scratch", "tmpfs"},
     "theta": {"project", "tmpfs", "common"},
     "polaris": {"project", "scratch", "tmpfs"},
+    "kind": {"tmpfs", "scratch"},
 }
 
 
@@ -48,7 +49,8 @@ def normalise(text: str) -> str:
 @pytest.mark.parametrize("machine", MACHINES)
 @pytest.mark.parametrize("fs", FILESYSTEMS)
 def test_machine_fs_combination(machine: str, fs: str) -> None:
-    cfg = make(f"machine={machine}", f"fs={fs}", "bench.ranks=2")
+    bench = "bench=parsl_perf" if machine == "kind" else "bench=mpi4py_import"
+    cfg = make(f"machine={machine}", f"fs={fs}", bench, "bench.ranks=2")
     if fs not in OFFERS[machine]:
         with pytest.raises(ConfigError, match=f"fs={fs} is not offered by machine={machine}"):
             validate(cfg)
@@ -56,7 +58,7 @@ def test_machine_fs_combination(machine: str, fs: str) -> None:
     if fs == "shifter":
         with pytest.raises(ConfigError, match="set machine.filesystems.shifter.image"):
             validate(cfg)
-        cfg = make(f"machine={machine}", f"fs={fs}", "bench.ranks=2",
+        cfg = make(f"machine={machine}", f"fs={fs}", bench, "bench.ranks=2",
                    "machine.filesystems.shifter.image=docker:bench/mpi4py-import:1")
     validate(cfg)
     text = normalise(render(cfg.machine, fs).text)
@@ -116,3 +118,22 @@ def test_launchers_per_machine() -> None:
     assert argv("polaris")[:9] == ["mpiexec", "-n", "4", "--ppn", "4", "--depth", "1",
                                    "--cpu-bind", "depth"]
     assert argv("local")[:3] == ["/e/bin/mpiexec", "-n", "4"]
+
+
+def test_block_failure_reads_the_schedulers_reason(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from parsl_configs.diagnose import block_failure
+
+    err = tmp_path / "job.stderr"
+    err.write_text("slurmstepd: error: *** JOB 42 ON vm CANCELLED AT 2026-11-21T06:00:01 "
+                   "DUE TO TIME LIMIT ***\n")
+    ex = SimpleNamespace(provider=SimpleNamespace(resources={
+        "42": {"job_stderr_path": str(err), "job_stdout_path": str(tmp_path / "none")}}))
+    kind, reason = block_failure(ex) or ("", "")
+    assert kind == "walltime" and "batch job 42 exceeded its walltime" in reason
+    err.write_text("=>> PBS: job killed: walltime 1830 exceeded limit 1800\n")
+    assert (block_failure(ex) or ("",))[0] == "walltime"
+    err.write_text("all fine\n")
+    assert block_failure(ex) is None
+    assert block_failure(SimpleNamespace(provider=None)) is None
