@@ -41,9 +41,9 @@ def _describe(p: subprocess.CompletedProcess[str]) -> str:
     return f"{p.args} -> rc={p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
 
 
-def _start() -> subprocess.CompletedProcess[str]:
+def _start(*args: str) -> subprocess.CompletedProcess[str]:
     # Generous timeout: a machine without the packages installs them first (~10 s).
-    p = _run([START], timeout=600)
+    p = _run([START, *args], timeout=600)
     if p.returncode != 0:
         pytest.fail(f"cluster/slurm/start.sh failed:\n{_describe(p)}")
     return p
@@ -156,6 +156,8 @@ def test_scancel_running_job_empties_queue(slurm_env: dict[str, str]) -> None:
 
 def test_stop_then_status_fails_then_start_again(slurm_env: dict[str, str]) -> None:
     """Last in the module: leaves the cluster running again for the other tests."""
+    # stop.sh forgets the accounting mode; bring the cluster back the way it was.
+    accounting = (Path(slurm_env["SLURM_CONF"]).parent.parent / "accounting").exists()
     try:
         p = _run([STOP], timeout=120)
         assert p.returncode == 0, _describe(p)
@@ -165,7 +167,7 @@ def test_stop_then_status_fails_then_start_again(slurm_env: dict[str, str]) -> N
         p = _run([STOP])  # idempotent
         assert p.returncode == 0, _describe(p)
     finally:
-        _start()  # whatever happened above, bring the cluster back
+        _start(*(["--accounting"] if accounting else []))  # whatever happened above
     p = _run([STATUS])
     assert p.returncode == 0, _describe(p)
     p = _run(["srun", "-N1", "-t", "1", "hostname"], env=slurm_env, timeout=60)

@@ -1,0 +1,389 @@
+#!/usr/bin/env bash
+# Start (or make sure is running) a real single-node Slurm cluster built from Debian's
+# packages, with all state under ${BENCH_CLUSTER_DIR:-<repo>/.cluster}/slurm.
+#
+#   cluster/slurm/start.sh                 # no accounting (or keep the running cluster's mode)
+#   cluster/slurm/start.sh --accounting    # + private MariaDB + slurmdbd, so `sacct` works
+#   cluster/slurm/start.sh --no-accounting # switch an accounting cluster back to plain
+#
+# Idempotent: when everything is already up it only checks (well under 1 s) and changes
+# nothing. Dead daemons with stale pid files are restarted; a changed slurm.conf (e.g. a
+# different CPU count, or switching accounting on/off) restarts the Slurm daemons.
+# Needs root (installs packages, runs munged as the `munge` user, slurm*d as root).
+# Prints one "up" line plus the `export SLURM_CONF=...` line clients need.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=env.sh source-path=SCRIPTDIR
+source "$HERE/env.sh"
+S=$BENCH_SLURM_DIR
+
+CLUSTER_NAME=bench
+PARTITION=debug
+READY_TIMEOUT=${BENCH_SLURM_READY_TIMEOUT:-60} # seconds to wait for the node to be usable
+
+want_acct=""
+for arg in "$@"; do
+  case $arg in
+    --accounting) want_acct=1 ;;
+    --no-accounting) want_acct=0 ;;
+    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "start.sh: unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "start.sh: must run as root (it installs packages and starts munged/slurmctld/slurmd)" >&2
+  exit 1
+fi
+
+ETC=$S/etc RUN=$S/run LOG=$S/log MUNGE=$S/munge
+MUNGE_SOCK=$MUNGE/munged.sock
+MYSQL_SOCK=$RUN/mysqld.sock
+mkdir -p "$ETC" "$RUN" "$LOG" "$S/state" "$S/spool"
+
+# One start/stop at a time (e.g. parallel pytest workers). Every daemon below is started
+# with `9>&-`: munged keeps inherited fds, and holding this lock would hang the next call.
+exec 9>>"$S/.lock"
+flock -w 300 9 || { echo "start.sh: could not get the lock $S/.lock" >&2; exit 1; }
+
+# Accounting mode is sticky while the cluster lives (stop.sh removes the marker), so a plain
+# `start.sh` from a test does not tear down a cluster started with --accounting.
+if [[ -z $want_acct ]]; then
+  if [[ -e $S/accounting ]]; then want_acct=1; else want_acct=0; fi
+fi
+
+log() { echo "start.sh: $*" >&2; }
+
+# running PID: PID is a live process, not a zombie (PID 1 here reaps exited daemons late).
+running() {
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  [[ $stat == "$1 ("*") "[^ZX]* ]]
+}
+
+# pid_alive NAME PIDFILE: the pid file names a live process called NAME (guards against pid reuse).
+pid_alive() {
+  local pid stat
+  [[ -r $2 ]] || return 1
+  pid=$(<"$2") || return 1
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  { read -r stat <"/proc/$pid/stat"; } 2>/dev/null || return 1
+  # "<pid> (<comm>) <state> ...": the right name, and not a zombie (PID 1 here reaps late).
+  [[ $stat == "$pid ($1) "[^ZX]* ]]
+}
+
+# stop_daemon NAME PIDFILE: TERM, wait up to 10 s, then KILL; removes the pid file.
+stop_daemon() {
+  if pid_alive "$1" "$2"; then
+    local pid i
+    pid=$(<"$2")
+    log "stopping $1 (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+      running "$pid" || break
+      sleep 0.1
+    done
+    if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
+  rm -f "$2"
+}
+
+# fail MSG: print MSG plus the tails of the logs, then exit 1.
+fail() {
+  echo "start.sh: ERROR: $*" >&2
+  local f
+  for f in "$MUNGE/munged.log" "$LOG"/*.log; do
+    [[ -s $f ]] || continue
+    echo "----- tail of $f -----" >&2
+    tail -n 15 "$f" >&2
+  done
+  exit 1
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: retry COMMAND every 0.1 s until it succeeds, or
+# fail after SECONDS (wall clock; wrap slow commands in `timeout`).
+wait_for() {
+  local secs=$1 what=$2 deadline=$((SECONDS + $1 + 1))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || fail "timed out after ${secs}s waiting for $what"
+    sleep 0.1
+  done
+}
+
+# --- 1. Debian packages (install only what is missing) ----------------------------------
+pkgs=(slurmctld slurmd slurm-client munge)
+((want_acct)) && pkgs+=(slurmdbd mariadb-server)
+mapfile -t installed < <(dpkg-query -W -f='${db:Status-Status} ${Package}\n' "${pkgs[@]}" 2>/dev/null |
+  awk '$1 == "installed" {print $2}')
+missing=()
+for p in "${pkgs[@]}"; do
+  [[ " ${installed[*]} " == *" $p "* ]] || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing ${missing[*]} (log: $LOG/apt.log)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt_install() { apt-get install -y --no-install-recommends "${missing[@]}" >>"$LOG/apt.log" 2>&1; }
+  # `apt-get update` only when the install needs it (no package lists yet, or it failed).
+  if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || ! apt_install; then
+    apt-get update >>"$LOG/apt.log" 2>&1 || fail "apt-get update failed (see $LOG/apt.log)"
+    apt_install || { tail -n 20 "$LOG/apt.log" >&2; fail "apt-get install ${missing[*]} failed"; }
+  fi
+fi
+
+# --- 2. Configuration (rewritten only when its content changes) --------------------------
+HOST=$(hostname -s)
+CPUS=$(nproc)
+# RealMemory a bit (5 %) below the total, or slurmd would drain the node for "Low RealMemory".
+MEM_MB=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.95}' /proc/meminfo)
+if ((${#MUNGE_SOCK} > 100)); then
+  fail "state dir path too long for a unix socket ($MUNGE_SOCK); set BENCH_CLUSTER_DIR shorter"
+fi
+
+if ((want_acct)); then
+  acct_conf="AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=6819
+# Clients (sacct, sacctmgr, slurmctld) reach slurmdbd through the munge socket named here,
+# NOT AuthInfo's: without it they try /run/munge/munge.socket.2.
+AccountingStoragePass=$MUNGE_SOCK
+JobAcctGatherType=jobacct_gather/linux"
+else
+  # 22.05 has no file-based accounting storage: without slurmdbd, `sacct` does not work.
+  acct_conf="AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none"
+fi
+
+slurm_conf="# Generated by cluster/slurm/start.sh -- edits are overwritten.
+ClusterName=$CLUSTER_NAME
+SlurmctldHost=$HOST(127.0.0.1)
+SlurmctldPort=6817
+SlurmdPort=6818
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+# Our private munged socket; clients read it from here too, so no /run/munge is needed.
+AuthInfo=socket=$MUNGE_SOCK
+StateSaveLocation=$S/state
+SlurmdSpoolDir=$S/spool
+SlurmctldPidFile=$RUN/slurmctld.pid
+SlurmdPidFile=$RUN/slurmd.pid
+SlurmctldLogFile=$LOG/slurmctld.log
+SlurmdLogFile=$LOG/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+# No cgroups (no systemd here): plain /proc process tracking, no task binding.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+# Without pmi2, \`srun -n 2 python -m mpi4py...\` gives two rank-0 singletons.
+MpiDefault=pmi2
+MailProg=/bin/true
+ReturnToService=2
+# Responsive scheduling for tests. Batch jobs still start up to ~1 s after sbatch: 22.05
+# only flags a scheduler pass at submit, and the background loop picks it up once a second.
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,sched_interval=1,sched_min_interval=0,bf_interval=1
+MessageTimeout=5
+KillWait=2
+InactiveLimit=0
+OverTimeLimit=0
+# Finished jobs leave squeue at once; \`scontrol show job\` still knows them for MinJobAge s.
+MinJobAge=30
+SlurmdTimeout=30
+JobCompType=jobcomp/none
+$acct_conf
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
+PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+"
+
+dbd_conf="# Generated by cluster/slurm/start.sh -- edits are overwritten.
+AuthType=auth/munge
+AuthInfo=socket=$MUNGE_SOCK
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort=6819
+SlurmUser=root
+PidFile=$RUN/slurmdbd.pid
+LogFile=$LOG/slurmdbd.log
+DebugLevel=info
+# Private MariaDB over its unix socket (MYSQL_UNIX_PORT); root authenticates by unix_socket.
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageUser=root
+StorageLoc=slurm_acct_db
+"
+
+config_changed=0
+# write_if_changed FILE CONTENT MODE
+write_if_changed() {
+  if [[ ! -f $1 ]] || [[ $(<"$1") != "${2%$'\n'}" ]]; then
+    printf '%s' "$2" >"$1.tmp"
+    chmod "$3" "$1.tmp"
+    mv -f "$1.tmp" "$1"
+    config_changed=1
+  fi
+}
+
+slurm_up() {
+  pid_alive munged "$MUNGE/munged.pid" && pid_alive slurmctld "$RUN/slurmctld.pid" &&
+    pid_alive slurmd "$RUN/slurmd.pid" || return 1
+  if ((want_acct)); then
+    pid_alive mariadbd "$RUN/mariadbd.pid" && pid_alive slurmdbd "$RUN/slurmdbd.pid" || return 1
+  else
+    ! pid_alive slurmdbd "$RUN/slurmdbd.pid" || return 1
+  fi
+  node_usable
+}
+
+# node_usable: slurmctld answers and the node can run jobs (not down/drained/not responding).
+node_usable() {
+  local st
+  st=$(timeout 10 sinfo -h -N -n "$HOST" -o %T 2>/dev/null) || return 1
+  [[ $st =~ ^(idle|mixed|allocated|completing|planned)$ ]]
+}
+
+report_up() {
+  echo "Slurm cluster '$CLUSTER_NAME' is up: node $HOST ($CPUS CPUs), partition $PARTITION$(
+    ((want_acct)) && echo ', accounting on'), state in $S"
+  echo "export SLURM_CONF=$SLURM_CONF"
+}
+
+# --- Fast path: nothing to do ------------------------------------------------------------
+write_if_changed "$ETC/slurm.conf" "$slurm_conf" 644
+((want_acct)) && write_if_changed "$ETC/slurmdbd.conf" "$dbd_conf" 600
+if ((!config_changed)) && slurm_up; then
+  report_up
+  exit 0
+fi
+
+# --- 3. munged (as the munge user; key, socket, pid, log, seed all in $MUNGE) -------------
+install -d -o munge -g munge -m 0755 "$MUNGE"
+if [[ ! -s $MUNGE/munge.key ]]; then
+  log "generating munge key"
+  (umask 077 && head -c 1024 /dev/urandom >"$MUNGE/munge.key.tmp")
+  chown munge:munge "$MUNGE/munge.key.tmp"
+  chmod 0400 "$MUNGE/munge.key.tmp"
+  mv -f "$MUNGE/munge.key.tmp" "$MUNGE/munge.key"
+fi
+munge_ok() { munge -n -S "$MUNGE_SOCK" </dev/null | unmunge -S "$MUNGE_SOCK" >/dev/null; }
+if ! pid_alive munged "$MUNGE/munged.pid"; then
+  rm -f "$MUNGE/munged.pid" "$MUNGE_SOCK" "$MUNGE_SOCK.lock"
+  log "starting munged"
+  runuser -u munge -- munged --socket="$MUNGE_SOCK" --key-file="$MUNGE/munge.key" \
+    --log-file="$MUNGE/munged.log" --pid-file="$MUNGE/munged.pid" \
+    --seed-file="$MUNGE/munged.seed" 9>&- || fail "munged did not start"
+fi
+wait_for 10 "munged to answer on $MUNGE_SOCK" munge_ok
+
+# Fixed ports (6817-6819): a daemon of another state dir (or the system's) would answer
+# our clients and look like success, so refuse to start next to one.
+port_free() { [[ -z $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
+
+# --- 4. Accounting: private MariaDB + slurmdbd (only with --accounting) -----------------
+export MYSQL_UNIX_PORT=$MYSQL_SOCK # libmariadb (used by slurmdbd) connects to this socket
+fresh_db=0
+if ((want_acct)); then
+  touch "$S/accounting"
+  if ! pid_alive mariadbd "$RUN/mariadbd.pid"; then
+    rm -f "$RUN/mariadbd.pid" "$MYSQL_SOCK"
+    if [[ ! -d $S/mysql/mysql ]]; then
+      log "initialising MariaDB datadir $S/mysql"
+      fresh_db=1
+      rm -rf "$S/mysql"
+      mariadb-install-db --no-defaults --user=root --datadir="$S/mysql" --skip-test-db \
+        --auth-root-authentication-method=socket >"$LOG/mariadb-install.log" 2>&1 ||
+        fail "mariadb-install-db failed (see $LOG/mariadb-install.log)"
+    fi
+    log "starting MariaDB"
+    setsid -f mariadbd --no-defaults --user=root --datadir="$S/mysql" --socket="$MYSQL_SOCK" \
+      --pid-file="$RUN/mariadbd.pid" --log-error="$LOG/mariadb.log" --skip-networking \
+      --innodb-buffer-pool-size=128M --innodb-lock-wait-timeout=900 </dev/null >>"$LOG/mariadb.log" 2>&1 9>&-
+  fi
+  wait_for 60 "MariaDB on $MYSQL_SOCK" mariadb-admin --no-defaults --socket="$MYSQL_SOCK" ping
+  if ((config_changed)); then stop_daemon slurmdbd "$RUN/slurmdbd.pid"; fi
+  if ! pid_alive slurmdbd "$RUN/slurmdbd.pid"; then
+    port_free 6819 || fail "port 6819 is taken by another slurmdbd (another BENCH_CLUSTER_DIR?)"
+    rm -f "$RUN/slurmdbd.pid"
+    log "starting slurmdbd"
+    slurmdbd 9>&- || fail "slurmdbd did not start"
+  fi
+  wait_for 30 "slurmdbd to answer" timeout 10 sacctmgr -n list cluster
+  if [[ -z $(sacctmgr -n -P list cluster format=cluster where cluster="$CLUSTER_NAME") ]]; then
+    sacctmgr -i add cluster "$CLUSTER_NAME" >/dev/null || fail "sacctmgr add cluster failed"
+  fi
+else
+  rm -f "$S/accounting"
+  stop_daemon slurmdbd "$RUN/slurmdbd.pid"
+  stop_daemon mariadbd "$RUN/mariadbd.pid"
+fi
+
+# --- 5. slurmctld + slurmd -----------------------------------------------------------------
+clear_state=()
+ctld_up=0 slurmd_up=0
+pid_alive slurmctld "$RUN/slurmctld.pid" && ctld_up=1
+pid_alive slurmd "$RUN/slurmd.pid" && slurmd_up=1
+if ((fresh_db)); then
+  # A new, empty accounting DB: jobs in slurmctld's saved state may carry record ids of an
+  # earlier DB, and their updates then jam its queue to slurmdbd (no job ever shows up in
+  # sacct). Start the controller from an empty state.
+  stop_daemon slurmd "$RUN/slurmd.pid"
+  stop_daemon slurmctld "$RUN/slurmctld.pid"
+  find "$S/state" -mindepth 1 -delete
+  rm -f "$S/spool"/cred_state*
+elif ((ctld_up && slurmd_up)); then
+  if ((config_changed)); then
+    # Our own restart for a new config: a clean shutdown saves the jobs, so keep them.
+    stop_daemon slurmd "$RUN/slurmd.pid"
+    stop_daemon slurmctld "$RUN/slurmctld.pid"
+  fi
+elif ((ctld_up || slurmd_up)) || [[ -e $RUN/slurmctld.pid || -e $RUN/slurmd.pid ]]; then
+  # A crash, reboot or kill (stale pid files; stop.sh removes them): restart both from a
+  # clean slate (slurmctld -c). Recovering is worse for a test cluster: jobs that ended
+  # after the last state save come back "running", and jobs left completing on a dead
+  # slurmd block the node for ~30 s. (A clean stop.sh/start.sh keeps the state, so the
+  # job ids go on and slurmdbd gets every job record.)
+  stop_daemon slurmd "$RUN/slurmd.pid"
+  stop_daemon slurmctld "$RUN/slurmctld.pid"
+  clear_state=(-c)
+  # Also slurmd's cred_state: it remembers revoked job ids, and a fresh slurmctld may
+  # hand out the same ids again ("Job credential revoked").
+  rm -f "$S/spool"/cred_state*
+fi
+if ! pid_alive slurmctld "$RUN/slurmctld.pid"; then
+  port_free 6817 || fail "port 6817 is taken by another slurmctld (another BENCH_CLUSTER_DIR?)"
+  rm -f "$RUN/slurmctld.pid"
+  log "starting slurmctld${clear_state:+ (clean state)}"
+  slurmctld "${clear_state[@]}" -f "$SLURM_CONF" 9>&- || fail "slurmctld did not start"
+fi
+ctld_answers() { pid_alive slurmctld "$RUN/slurmctld.pid" && timeout 10 scontrol ping; }
+wait_for 30 "slurmctld to answer (scontrol ping)" ctld_answers
+if ! pid_alive slurmd "$RUN/slurmd.pid"; then
+  port_free 6818 || fail "port 6818 is taken by another slurmd (another BENCH_CLUSTER_DIR?)"
+  rm -f "$RUN/slurmd.pid"
+  log "starting slurmd"
+  slurmd -f "$SLURM_CONF" 9>&- || fail "slurmd did not start"
+fi
+
+# --- 6. Wait until the node is usable and a job step really runs -------------------------
+deadline=$((SECONDS + READY_TIMEOUT))
+tries=0
+until node_usable || ((SECONDS >= deadline)); do
+  # A node left DOWN/DRAINED by an earlier failure: resume it once slurmd is back.
+  if ((tries++ % 20 == 0)) && sinfo -h -N -n "$HOST" -o %T 2>/dev/null | grep -Eq '^(down|drain)'; then
+    scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1 || true
+  fi
+  sleep 0.1
+done
+node_usable || fail "node $HOST not usable after ${READY_TIMEOUT}s: $(sinfo -h -N -o '%N %T %E' 2>&1)"
+# Retried: right after a crash restart, a new job can get the id of an orphan job that
+# slurmctld -c is killing at that moment ("Job credential revoked"); the next id works.
+until err=$(timeout 30 srun -N1 -n1 -t 1 --quiet true 2>&1); do
+  ((SECONDS < deadline)) || fail "'srun -N1 true' did not work within ${READY_TIMEOUT}s: $err"
+  sleep 0.2
+done
+
+report_up
