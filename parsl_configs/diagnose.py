@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,11 @@ def block_failure(executor: Any) -> tuple[str, str] | None:
         ``("walltime", ...)`` or ``("scheduler", ...)`` when a job's output explains it.
     """
     provider = getattr(executor, "provider", None)
+    if getattr(provider, "label", "") == "slurm":
+        for job_id in list(getattr(provider, "resources", {}) or {}):
+            found = slurm_job_verdict(str(job_id))
+            if found:
+                return found
     for job_id, info in dict(getattr(provider, "resources", {}) or {}).items():
         for key in ("job_stderr_path", "job_stdout_path"):
             path = info.get(key) if isinstance(info, dict) else None
@@ -43,4 +50,36 @@ def block_failure(executor: Any) -> tuple[str, str] | None:
             m = PREEMPTED.search(text)
             if m:
                 return "scheduler", f"batch job {job_id} was preempted ({m.group(0)})"
+    return None
+
+
+def slurm_job_verdict(job_id: str, wait_s: float = 10.0) -> tuple[str, str] | None:
+    """Ask Slurm how a job ended (``scontrol show job``), waiting while it is completing.
+
+    Returns
+    -------
+    (kind, reason) or None
+        ``walltime`` for JobState=TIMEOUT, ``scheduler`` for PREEMPTED / NODE_FAIL /
+        BOOT_FAIL / DEADLINE; None while running, when it ended otherwise, or when Slurm
+        no longer knows the job.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            out = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True,
+                                 text=True, timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        state = re.search(r"JobState=(\S+)", out)
+        if state is None:
+            return None
+        if state.group(1) not in ("COMPLETING", "RUNNING") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    limit = re.search(r"TimeLimit=(\S+)", out)
+    if state.group(1) == "TIMEOUT":
+        return "walltime", (f"batch job {job_id} exceeded its walltime (Slurm JobState=TIMEOUT, "
+                            f"TimeLimit={limit.group(1) if limit else '?'})")
+    if state.group(1) in ("PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"):
+        return "scheduler", f"batch job {job_id} ended {state.group(1)} (Slurm)"
     return None
