@@ -153,6 +153,8 @@ def execute(cfg: Any, dfk: Any, tracker: Any, run_id: str, out_dir: Path) -> dic
     try:    # log once the trials are done, so the driver does not compete with them
         for t, fut in enumerate(trial_futs):
             res = wait(fut, "bench")
+            if t == 0 and res.tags:
+                tracker.set_tags(run_id, res.tags)     # where the trials ran
             metrics = trial_metrics(str(bench.kind), res.data["results"], res.data["measured"])
             per_trial.append(metrics)
             results.append(res.data["results"])

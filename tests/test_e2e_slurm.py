@@ -98,3 +98,20 @@ def test_slurm_down_is_a_clear_error_not_a_hang(run_py: RunPy, store: Store) -> 
     run = store.runs()[0]
     assert run.info.status == "FAILED" and run.data.tags["failure.kind"] == "scheduler"
     assert elapsed < 90, elapsed      # bounded by the provider's command timeout, not a hang
+
+
+def test_osu_command_and_parsl_perf_run_on_slurm(run_py: RunPy, store: Store) -> None:
+    run_py("machine=docker-slurm", "bench=osu", "bench.tests=[latency,bw]", "bench.max_size=64",
+           "bench.trials=1", *store.overrides(), check=True)
+    osu = store.runs("osu")[0]
+    assert osu.info.status == "FINISHED" and osu.data.tags["scheduler.job_id"].isdigit()
+    steps = [m.step for m in store.client().get_metric_history(osu.info.run_id, "osu_latency")]
+    assert sorted(steps) == [1, 2, 4, 8, 16, 32, 64]
+    run_py("machine=docker-slurm", "bench=command", "bench.params.n=1000", "bench.trials=1",
+           *store.overrides(), check=True)
+    assert store.runs("command")[0].info.status == "FINISHED"
+    run_py("machine=docker-slurm", "bench=parsl_perf", "bench.time=1", *store.overrides(),
+           check=True, timeout=300)
+    perf = store.runs("parsl_perf")[0]
+    assert perf.info.status == "FINISHED" and perf.data.metrics["tasks_per_s_final"] > 1
+    assert squeue_ids() == []

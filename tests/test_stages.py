@@ -181,3 +181,20 @@ def test_flatten_makes_dotted_params() -> None:
     flat = flatten({"bench": {"ranks": 2, "packages": ["numpy"]}, "x": None})
     assert flat == {"bench.ranks": "2", "bench.packages": '["numpy"]', "x": "None"}
     assert len(flatten({"long": "y" * 10000})["long"]) == 6000
+
+
+def test_parse_parsl_perf_on_recorded_output() -> None:
+    from runners.results import parse_parsl_perf
+
+    text = (Path(__file__).parent / "data" / "parsl_perf_output.txt").read_text()
+    results = parse_parsl_perf(text)
+    rates = [r for r in results if r.name == "tasks_per_s"]
+    assert [r.step for r in rates] == [1, 2, 3, 4]
+    assert [r.value for r in rates] == [1.685, 275.349, 769.694, 738.817]
+    assert {r.name for r in results if r.step == 3} == {
+        "tasks", "submit_tasks_per_s", "runtime_s", "tasks_per_s"}
+    final = [r for r in results if r.name == "tasks_per_s_final"]
+    assert len(final) == 1 and final[0].value == 738.817 and final[0].step is None
+    assert final[0].direction == "higher"
+    with pytest.raises(ResultParseError, match="Tasks per second"):
+        parse_parsl_perf("==== Iteration 1 ====\nWill run 10 tasks\n")
