@@ -81,7 +81,7 @@ def spec_hash(spec_text: str) -> str:
     return hashlib.sha256((spec_text + salt).encode()).hexdigest()[:12]
 
 
-def _load_spec(spec_path: str) -> tuple[dict[str, Any], str]:
+def load_spec(spec_path: str) -> tuple[dict[str, Any], str]:
     import yaml
 
     text = Path(spec_path).read_text()
@@ -91,12 +91,12 @@ def _load_spec(spec_path: str) -> tuple[dict[str, Any], str]:
     return spec, text
 
 
-def _logs(log_dir: str, name: str) -> tuple[Path, Path]:
+def log_paths(log_dir: str, name: str) -> tuple[Path, Path]:
     Path(log_dir).mkdir(parents=True, exist_ok=True)
     return Path(log_dir) / f"{name}.stdout.log", Path(log_dir) / f"{name}.stderr.log"
 
 
-def _check(m: Measured, stage: str, what: str) -> None:
+def check_exit(m: Measured, stage: str, what: str) -> None:
     if m.timed_out:
         raise StageError(stage, "timeout", f"{what} exceeded its timeout after {m.wall_s:.0f} s",
                          [m.stdout_path, m.stderr_path])
@@ -114,10 +114,10 @@ def build_env(spec_path: str, env_root: str, log_dir: str,
     spec's content hash changes.  Interpreter files are copied, not symlinked.
     """
     t0 = time.perf_counter()
-    spec, text = _load_spec(spec_path)
+    spec, text = load_spec(spec_path)
     digest = spec_hash(text)
     env_dir = Path(env_root) / f"{spec['name']}-{digest}"
-    out, err = _logs(log_dir, "env")
+    out, err = log_paths(log_dir, "env")
     env_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{env_dir}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -130,8 +130,8 @@ def build_env(spec_path: str, env_root: str, log_dir: str,
                          [str(env_dir / "bin" / "python"), "-m", "pip", "install",
                           "--disable-pip-version-check", "--no-input", *spec["packages"]]):
                 m = run_measured(argv, out, err, timeout_s, snapshot=False)
-                _check(m, "env", " ".join(argv[:4]))
-                out, err = _logs(log_dir, "env.pip")
+                check_exit(m, "env", " ".join(argv[:4]))
+                out, err = log_paths(log_dir, "env.pip")
             freeze = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "freeze"],
                                     capture_output=True, text=True, check=True)
             (env_dir / FREEZE).write_text(freeze.stdout)
@@ -184,11 +184,11 @@ def stage_env(env: StageResult, fs_root: str, log_dir: str,
                          "(Debian: apt-get install rsync)")
     dst.parent.mkdir(parents=True, exist_ok=True)
     (dst / MARKER).unlink(missing_ok=True)
-    out, err = _logs(log_dir, "stage")
+    out, err = log_paths(log_dir, "stage")
     argv = ["rsync", "-a", "--delete", "--exclude", "*.pyc", "--exclude", MARKER,
             f"{src}/", f"{dst}/"]
     m = run_measured(argv, out, err, timeout_s, snapshot=False)
-    _check(m, "stage", "rsync")
+    check_exit(m, "stage", "rsync")
     fix_activate(dst)
     shutil.copy2(src / MARKER, dst / MARKER)
     return StageResult("stage", time.perf_counter() - t0,
@@ -240,7 +240,7 @@ def warmup(staged: StageResult, packages: list[str], log_dir: str, use_strace: b
     """
     t0 = time.perf_counter()
     python = str(Path(staged.data["env_dir"]) / "bin" / "python")
-    out, err = _logs(log_dir, "warmup")
+    out, err = log_paths(log_dir, "warmup")
     m = run_measured([python, "-c", import_code(packages)], out, err, timeout_s, snapshot=False)
     if m.timed_out or m.returncode != 0:
         kind = "timeout" if m.timed_out else "sanity"
@@ -255,7 +255,7 @@ def warmup(staged: StageResult, packages: list[str], log_dir: str, use_strace: b
     elif strace is None:
         tags["warmup.strace"] = "unavailable: strace is not installed"
     else:
-        sout, serr = _logs(log_dir, "strace")
+        sout, serr = log_paths(log_dir, "strace")
         summary = Path(log_dir) / "strace.summary.txt"
         ms = run_measured([strace, "-f", "-c", "-o", str(summary), "-e", f"trace={STRACE_CALLS}",
                            python, "-c", import_code(packages)], sout, serr, timeout_s,
@@ -311,10 +311,10 @@ def run_trial(after: Any, argvs: list[list[str]], label: str, log_dir: str,
     for i, raw in enumerate(argvs):
         argv = [a.replace("{env}", env_dir) for a in raw]
         name = label if len(argvs) == 1 else f"{label}.{i}"
-        out, err = _logs(log_dir, name)
+        out, err = log_paths(log_dir, name)
         logs += [str(out), str(err)]
         m = run_measured(argv, out, err, timeout_s)
-        _check(m, "bench", f"{name} ({Path(argv[0]).name})")
+        check_exit(m, "bench", f"{name} ({Path(argv[0]).name})")
         try:
             results += [asdict(r) for r in parse(read_text(out))]
         except ResultParseError as exc:

@@ -19,10 +19,10 @@ from runners.stages import (
     MARKER,
     StageError,
     StageResult,
-    _check,
-    _load_spec,
-    _logs,
+    check_exit,
     fix_activate,
+    load_spec,
+    log_paths,
     spec_hash,
     where,
 )
@@ -40,7 +40,7 @@ def build_from_source(spec_path: str, build_root: str, log_dir: str,
     id, so a build never overwrites another.
     """
     t0 = time.perf_counter()
-    spec, text = _load_spec(spec_path)
+    spec, text = load_spec(spec_path)
     build_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{spec_hash(text)[:8]}-{os.getpid()}"
     root = Path(build_root) / "builds" / build_id
     env_dir, sdist_dir = root / "env", root / "sdist"
@@ -57,24 +57,24 @@ def build_from_source(spec_path: str, build_root: str, log_dir: str,
     ]
     logs: list[str] = []
     for name, argv in steps:
-        out, err = _logs(log_dir, f"build.{name}")
+        out, err = log_paths(log_dir, f"build.{name}")
         logs += [str(out), str(err)]
         m = run_measured(argv, out, err, timeout_s, env=env, snapshot=False)
-        _check(m, "build", name)
+        check_exit(m, "build", name)
     sdists = sorted(sdist_dir.iterdir())
     order = sorted(sdists, key=lambda p: not p.name.lower().startswith("cython"))
     for sdist in order:      # cython first: mpi4py's build needs it
-        out, err = _logs(log_dir, f"build.{sdist.name.split('-')[0].lower()}")
+        out, err = log_paths(log_dir, f"build.{sdist.name.split('-')[0].lower()}")
         logs += [str(out), str(err)]
         m = run_measured([*pip, "install", "--no-build-isolation", "--no-deps", "-v",
                           str(sdist)], out, err, timeout_s, env=env, snapshot=False)
         try:
-            _check(m, "build", f"building {sdist.name}")
+            check_exit(m, "build", f"building {sdist.name}")
         except StageError as exc:
             raise StageError("build", "build", exc.message, logs) from None
     freeze = run_measured([*pip, "freeze"], env_dir / FREEZE, root / "freeze.err", 120,
                           snapshot=False)
-    _check(freeze, "build", "pip freeze")
+    check_exit(freeze, "build", "pip freeze")
     (env_dir / MARKER).write_text(f'{{"build_id": "{build_id}"}}')
     return StageResult("build", time.perf_counter() - t0, {"build.sdists": float(len(sdists))},
                        {"build.id": build_id, "build.sdists": " ".join(p.name for p in sdists)},
@@ -92,7 +92,7 @@ def sanity(build: StageResult, launch: list[str], pattern: str, log_dir: str,
     env_dir = build.data["env_dir"]
     argv = [a.replace("{env}", env_dir) for a in launch]
     argv += [f"{env_dir}/bin/python", str(BENCH_DIR / "print_rank.py")]
-    out, err = _logs(log_dir, "sanity")
+    out, err = log_paths(log_dir, "sanity")
     m = run_measured(argv, out, err, timeout_s, snapshot=False)
     text = read_text(out)
     if m.timed_out or m.returncode != 0 or not re.search(pattern, text):
@@ -117,7 +117,7 @@ def deploy(checked: StageResult, release_root: str, log_dir: str) -> StageResult
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(dst.name)
     tmp.replace(latest)
-    out, _ = _logs(log_dir, "deploy")
+    out, _ = log_paths(log_dir, "deploy")
     out.write_text(f"deployed {src} -> {dst}\n")
     return StageResult("deploy", time.perf_counter() - t0, {}, {"deploy.path": str(dst)},
                        [str(out)], {"env_dir": str(dst), "build_id": checked.data["build_id"]})
