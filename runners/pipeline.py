@@ -136,16 +136,22 @@ def execute(cfg: Any, dfk: Any, tracker: Any, run_id: str, out_dir: Path) -> dic
                       parser)
         trial_futs.append(prev)
 
+    from runners.progress import Progress
+
+    bar = Progress(int(bench.trials), "trials")
     stage_times: dict[str, float] = {}
     for name, fut in waits:
+        bar.update(note=f"stage: {name}")
         res = wait(fut, name)
         stage_times[name] = res.seconds
         log_stage(tracker, run_id, res)
     env_dir = Path(str(wait(ready, "prepare").data["env_dir"]))
     tracker.log_artifacts(run_id, [str(env_dir / stages.FREEZE)], "env")
     tracker.log_artifacts(run_id, wait(ready, "prepare").logs if not waits else [], "config")
+    bar.update(note="warm-up trials" if warm_futs else "stage: bench")
     for fut in warm_futs:
         wait(fut, "bench")
+    bar.update(note="stage: bench")
     per_trial: list[dict[str, float]] = []
     results: list[list[dict[str, Any]]] = []
     points: list[tuple[str, float, int]] = []
@@ -161,7 +167,9 @@ def execute(cfg: Any, dfk: Any, tracker: Any, run_id: str, out_dir: Path) -> dic
             points += [(k, v, t) for k, v in metrics.items()]
             points += [(f"host.{k}.{when}", v, t) for when in ("before", "after")
                        for k, v in res.data["measured"][f"host_{when}"].items()]
-    finally:    # trials that completed stay logged, whatever happens to the next one
+            bar.update(done=t + 1)
+    finally:
+        bar.close()    # trials that completed stay logged, whatever happens to the next one
         tracker.log_points(run_id, points)
         tracker.log_dir(run_id, str(logs / "bench"), "logs/bench")
     stage_times["bench"] = time.perf_counter() - t_bench

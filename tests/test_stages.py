@@ -198,3 +198,22 @@ def test_parse_parsl_perf_on_recorded_output() -> None:
     assert final[0].direction == "higher"
     with pytest.raises(ResultParseError, match="Tasks per second"):
         parse_parsl_perf("==== Iteration 1 ====\nWill run 10 tasks\n")
+
+
+def test_progress_draws_only_on_a_terminal() -> None:
+    import io
+
+    from runners.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    quiet, tty = io.StringIO(), Tty()
+    for stream in (quiet, tty):
+        bar = Progress(4, "trials", stream)
+        bar.update(done=1, note="stage: bench")
+        bar.close()
+    assert quiet.getvalue() == ""
+    assert "[#####---------------] 1/4 trials  stage: bench" in tty.getvalue()
+    assert "ETA" in tty.getvalue()
