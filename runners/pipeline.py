@@ -152,6 +152,7 @@ def execute(cfg: Any, dfk: Any, tracker: Any, run_id: str, out_dir: Path) -> dic
     for fut in warm_futs:
         wait(fut, "bench")
     bar.update(note="stage: bench")
+    bar.start_counting()
     per_trial: list[dict[str, float]] = []
     results: list[list[dict[str, Any]]] = []
     points: list[tuple[str, float, int]] = []

@@ -24,7 +24,11 @@ class Progress:
         self.total, self.what, self.done, self.note = max(total, 1), what, 0, ""
         self.stream = stream or sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.t0 = time.monotonic()
+        self.t0 = self.t_count = time.monotonic()
+
+    def start_counting(self) -> None:
+        """Mark the start of the counted work (the ETA is based on it)."""
+        self.t_count = time.monotonic()
 
     def line(self) -> str:
         """The current line (without drawing it)."""
@@ -33,7 +37,8 @@ class Progress:
         elapsed = time.monotonic() - self.t0
         eta = ""
         if 0 < self.done < self.total:
-            eta = f"  ETA {elapsed / self.done * (self.total - self.done):.0f} s"
+            per_step = (time.monotonic() - self.t_count) / self.done
+            eta = f"  ETA {per_step * (self.total - self.done):.0f} s"
         return (f"[{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total} "
                 f"{self.what}  {self.note}  {elapsed:.1f} s{eta}")
 

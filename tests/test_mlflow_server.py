@@ -210,6 +210,40 @@ def test_concurrent_writers(server: Server, tmp_path: Path) -> None:
         N_WORKERS * N_WORKER_POINTS)
 
 
+def test_concurrent_log_batch_no_pool_starvation(server: Server) -> None:
+    """24 threads of small log_batch calls at once: none fails, nothing is lost.
+
+    MLflow's log_batch holds two pooled database connections at a time; with SQLAlchemy's
+    default pool (5 + 10) 15 concurrent calls can starve each other until the 30 s pool
+    timeout ("QueuePool limit ... reached"). start.sh sizes the pool for the server's 40
+    request threads.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlflow.entities import Metric
+
+    client = server.client()
+    exp_id = client.create_experiment(f"server-batch-threads-{uuid.uuid4().hex[:8]}")
+    n_threads, n_calls, batch = 24, 10, 10
+    run_ids = [client.create_run(exp_id).info.run_id for _ in range(n_threads)]
+    now = int(time.time() * 1000)
+
+    def log(run_id: str) -> float:
+        t0 = time.perf_counter()
+        for call in range(n_calls):
+            client.log_batch(run_id, metrics=[Metric("b", float(s), now, s)
+                                              for s in range(call * batch, (call + 1) * batch)])
+        return time.perf_counter() - t0
+
+    with ThreadPoolExecutor(n_threads) as pool:
+        durations = list(pool.map(log, run_ids))
+    assert max(durations) < 30, f"a writer waited {max(durations):.0f} s (pool starvation?)"
+    for run_id in run_ids:
+        assert len(client.get_metric_history(run_id, "b")) == n_calls * batch
+        client.set_terminated(run_id, "FINISHED")
+        server.runs[run_id] = n_calls * batch
+
+
 def test_stop_start_persists(server: Server) -> None:
     """stop.sh -> status says down -> start.sh again -> every earlier run is still there."""
     client = server.client()
