@@ -2,9 +2,9 @@
 
 Starts the server with ``cluster/mlflow/start.sh`` (once for the module), logs through the
 REST API with ``MlflowClient``, checks the rows in PostgreSQL with ``psql`` and the proxied
-artifacts on disk, runs 8 concurrent writers, then stops and restarts the server to check
-that the runs persist. The module leaves the server stopped. A server that cannot be
-started fails the tests; nothing here skips.
+artifacts on disk, runs 8 concurrent writer processes and 24 concurrent log_batch threads,
+then stops and restarts the server to check that the runs persist. The module leaves the
+server stopped. A server that cannot be started fails the tests; nothing here skips.
 """
 
 from __future__ import annotations
@@ -79,12 +79,12 @@ def server() -> Iterator[Server]:
     """The server, started once for the module and stopped at its end."""
     env = dict(os.environ)
     env["BENCH_PYTHON"] = sys.executable  # the server runs this venv's mlflow
-    uri = start(env)
-    out = subprocess.run(
-        ["bash", "-c", 'source "$1" && echo "$BENCH_MLFLOW_DIR" && echo "$_bench_pg_port"',
-         "env.sh", str(SCRIPTS / "env.sh")],
-        capture_output=True, text=True, env=env, check=True).stdout.split("\n")
-    try:
+    try:  # stop.sh also after a failed start: it may have got half-way
+        uri = start(env)
+        out = subprocess.run(
+            ["bash", "-c", 'source "$1" && echo "$BENCH_MLFLOW_DIR" && echo "$_bench_pg_port"',
+             "env.sh", str(SCRIPTS / "env.sh")],
+            capture_output=True, text=True, env=env, check=True).stdout.split("\n")
         yield Server(uri, Path(out[0]), int(out[1]), env)
     finally:
         stop = script("stop.sh", env)
@@ -242,6 +242,26 @@ def test_concurrent_log_batch_no_pool_starvation(server: Server) -> None:
         assert len(client.get_metric_history(run_id, "b")) == n_calls * batch
         client.set_terminated(run_id, "FINISHED")
         server.runs[run_id] = n_calls * batch
+
+
+def test_run_py_records_to_the_server(server: Server, tmp_path: Path) -> None:
+    """``tracking=server`` sends a whole run (params, metrics, artifacts) to the server."""
+    env = dict(os.environ, MLFLOW_TRACKING_URI=server.uri,
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "tracking=server", "bench=command",
+         "bench.params.n=1000", "bench.trials=2", "tracking.experiment=server-e2e",
+         f"hydra.run.dir={tmp_path}/out"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    client = server.client()
+    exp = client.get_experiment_by_name("server-e2e")
+    run = client.search_runs([exp.experiment_id])[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["tracking.name"] == "server"
+    assert run.data.metrics["sort_reversed_us.median"] > 0
+    names = [a.path for a in client.list_artifacts(run.info.run_id, "results")]
+    assert names == ["results/results.csv"]
+    assert server.psql(f"select status from runs where run_uuid='{run.info.run_id}'") == "FINISHED"
 
 
 def test_stop_start_persists(server: Server) -> None:

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Stop the MLflow tracking server and its private PostgreSQL cluster started by
+# cluster/mlflow/start.sh: the server first (TERM to its process group, KILL after 10 s),
+# then PostgreSQL with `pg_ctl stop -m fast`. Only processes named by the pid files in our
+# state dir are touched. Data (pgdata/, artifacts/, pg-password) is kept.
+# Idempotent: stopping a stopped server is a no-op.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=env.sh source-path=SCRIPTDIR
+source "$HERE/env.sh"
+S=$BENCH_MLFLOW_DIR
+PIDFILE=$S/mlflow.pid
+
+if [[ ! -d $S ]]; then
+  echo "MLflow server: nothing to stop (no state dir $S)"
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "stop.sh: must run as root (PostgreSQL runs as postgres)" >&2
+  exit 1
+fi
+
+exec 9>>"$S/.lock"
+flock -w 300 9 || { echo "stop.sh: could not get the lock $S/.lock" >&2; exit 1; }
+
+# pid_alive NAME PIDFILE: the first line of PIDFILE names a live NAME process, not a zombie
+# (PID 1 here reaps exited daemons late); the name guards against pid reuse.
+pid_alive() {
+  local pid stat
+  { read -r pid <"$2"; } 2>/dev/null || return 1
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  { read -r stat <"/proc/$pid/stat"; } 2>/dev/null || return 1
+  [[ $stat == "$pid ($1) "[^ZX]* ]]
+}
+# mlflow_group: the process group in the pid file, if a live process of it still runs an
+# mlflow command (the server, or its uvicorn worker left behind by a killed server).
+mlflow_group() {
+  local pgid f stat fields
+  { read -r pgid <"$PIDFILE"; } 2>/dev/null || return 1
+  [[ $pgid =~ ^[0-9]+$ ]] || return 1
+  for f in /proc/[0-9]*/stat; do
+    { read -r stat <"$f"; } 2>/dev/null || continue
+    read -r -a fields <<<"${stat##*) }" # state ppid pgrp ...
+    [[ ${fields[2]} == "$pgid" && ${fields[0]} != [ZX] ]] || continue
+    [[ $(tr '\0' ' ' <"${f%/stat}/cmdline" 2>/dev/null) == *mlflow* ]] || continue
+    echo "$pgid"
+    return 0
+  done
+  return 1
+}
+
+stopped=()
+# 1. The MLflow server: it runs in its own session (setsid), so its pid is the group id and
+#    the group holds its uvicorn worker too (also when the server itself was killed).
+if pgid=$(mlflow_group); then
+  kill -TERM -- "-$pgid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    mlflow_group >/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$pgid" 2>/dev/null || true
+  stopped+=("mlflow server (pid $pgid)")
+fi
+rm -f "$PIDFILE" "$S/mlflow.sig" "$S/server.conf"
+
+# 2. PostgreSQL.
+if [[ -e $S/pgdata ]]; then
+  PGDATA=$(realpath "$S/pgdata")
+  if pid_alive postgres "$PGDATA/postmaster.pid"; then
+    pgver=$(<"$PGDATA/PG_VERSION")
+    (cd / && runuser -u postgres -- "/usr/lib/postgresql/$pgver/bin/pg_ctl" -D "$PGDATA" \
+      -m fast -w -t 60 stop >/dev/null) || {
+      echo "stop.sh: pg_ctl stop failed" >&2
+      exit 1
+    }
+    stopped+=("PostgreSQL $pgver")
+  fi
+fi
+
+if ((${#stopped[@]})); then
+  echo "MLflow server stopped: ${stopped[*]}"
+else
+  echo "MLflow server: nothing to stop (nothing running)"
+fi
