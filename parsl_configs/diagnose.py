@@ -56,6 +56,9 @@ def block_failure(executor: Any) -> tuple[str, str] | None:
 def slurm_job_verdict(job_id: str, wait_s: float = 10.0) -> tuple[str, str] | None:
     """Ask Slurm how a job ended (``scontrol show job``), waiting while it is completing.
 
+    Slurm enforces time limits on a periodic check, and a timed-out job first shows
+    ``JobState=COMPLETING Reason=TimeLimit`` before ``JobState=TIMEOUT``; both count.
+
     Returns
     -------
     (kind, reason) or None
@@ -75,10 +78,13 @@ def slurm_job_verdict(job_id: str, wait_s: float = 10.0) -> tuple[str, str] | No
             return None
         if state.group(1) not in ("COMPLETING", "RUNNING") or time.monotonic() > deadline:
             break
+        if re.search(r"Reason=TimeLimit\b", out):     # still completing, but timed out
+            break
         time.sleep(0.5)
     limit = re.search(r"TimeLimit=(\S+)", out)
-    if state.group(1) == "TIMEOUT":
-        return "walltime", (f"batch job {job_id} exceeded its walltime (Slurm JobState=TIMEOUT, "
+    if state.group(1) == "TIMEOUT" or re.search(r"Reason=TimeLimit\b", out):
+        return "walltime", (f"batch job {job_id} exceeded its walltime (Slurm "
+                            f"JobState={state.group(1)} Reason=TimeLimit, "
                             f"TimeLimit={limit.group(1) if limit else '?'})")
     if state.group(1) in ("PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"):
         return "scheduler", f"batch job {job_id} ended {state.group(1)} (Slurm)"

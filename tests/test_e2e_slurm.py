@@ -74,7 +74,7 @@ def test_walltime_exceeded_ends_failed_and_cancels_the_block(run_py: RunPy,
     tags = run.data.tags
     assert tags["failure.kind"] == "walltime", tags
     assert "exceeded its walltime" in tags["failure.message"]
-    assert "TIMEOUT" in tags["failure.message"] or "TIME LIMIT" in tags["failure.message"]
+    assert "TimeLimit" in tags["failure.message"] or "TIME LIMIT" in tags["failure.message"]
     done = store.client().get_metric_history(run.info.run_id, "total_s")
     assert len(done) >= 1          # the trials that completed stay logged
     assert squeue_ids() == []

@@ -137,3 +137,25 @@ def test_block_failure_reads_the_schedulers_reason(tmp_path: Path) -> None:
     err.write_text("all fine\n")
     assert block_failure(ex) is None
     assert block_failure(SimpleNamespace(provider=None)) is None
+
+
+def test_slurm_verdict_reads_scontrol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """scontrol answers as recorded from Slurm 22.05 for a job that hit its time limit."""
+    from parsl_configs.diagnose import slurm_job_verdict
+
+    fake = tmp_path / "scontrol"
+    answers = {"7": "JobId=7 JobName=x JobState=COMPLETING Reason=TimeLimit Dependency=(null) "
+                    "TimeLimit=00:01:00",
+               "8": "JobId=8 JobName=x JobState=TIMEOUT Reason=TimeLimit TimeLimit=00:01:00",
+               "9": "JobId=9 JobName=x JobState=COMPLETED Reason=None TimeLimit=00:10:00",
+               "10": "JobId=10 JobName=x JobState=NODE_FAIL Reason=NodeDown TimeLimit=00:10:00"}
+    fake.write_text("#!/bin/sh\ncase \"$4\" in\n" + "".join(
+        f"  {k}) echo '{v}';;\n" for k, v in answers.items()) + "esac\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    for job in ("7", "8"):
+        kind, reason = slurm_job_verdict(job, wait_s=1) or ("", "")
+        assert kind == "walltime" and "Reason=TimeLimit" in reason and "00:01:00" in reason
+    assert slurm_job_verdict("9", wait_s=1) is None
+    assert (slurm_job_verdict("10", wait_s=1) or ("",))[0] == "scheduler"
+    assert slurm_job_verdict("11", wait_s=1) is None       # Slurm no longer knows it
