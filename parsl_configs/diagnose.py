@@ -53,11 +53,28 @@ def block_failure(executor: Any) -> tuple[str, str] | None:
     return None
 
 
+def past_end(scontrol_line: str) -> bool:
+    """Whether a running job is past its ``EndTime`` (Slurm prints local time)."""
+    import datetime as dt
+
+    m = re.search(r"JobState=(RUNNING|COMPLETING)\b.*?EndTime=(\S+)", scontrol_line)
+    if m is None:
+        m = re.search(r"EndTime=(\S+).*?JobState=(RUNNING|COMPLETING)\b", scontrol_line)
+        end = m.group(1) if m else ""
+    else:
+        end = m.group(2)
+    try:
+        return bool(end) and dt.datetime.fromisoformat(end) <= dt.datetime.now()
+    except ValueError:       # "Unknown", "NONE"
+        return False
+
+
 def slurm_job_verdict(job_id: str, wait_s: float = 10.0) -> tuple[str, str] | None:
     """Ask Slurm how a job ended (``scontrol show job``), waiting while it is completing.
 
-    Slurm enforces time limits on a periodic check, and a timed-out job first shows
-    ``JobState=COMPLETING Reason=TimeLimit`` before ``JobState=TIMEOUT``; both count.
+    Slurm enforces time limits on a periodic check: past its ``EndTime`` a job refuses
+    new steps while ``scontrol`` may still say RUNNING for a while, then shows
+    ``JobState=COMPLETING Reason=TimeLimit``, then ``JobState=TIMEOUT``; all of these count.
 
     Returns
     -------
@@ -78,14 +95,12 @@ def slurm_job_verdict(job_id: str, wait_s: float = 10.0) -> tuple[str, str] | No
             return None
         if state.group(1) not in ("COMPLETING", "RUNNING") or time.monotonic() > deadline:
             break
-        if re.search(r"Reason=TimeLimit\b", out):     # still completing, but timed out
-            break
+        if re.search(r"Reason=TimeLimit\b", out) or past_end(out):
+            break       # timed out, though Slurm may not have processed it yet
         time.sleep(0.5)
-    limit = re.search(r"TimeLimit=(\S+)", out)
-    if state.group(1) == "TIMEOUT" or re.search(r"Reason=TimeLimit\b", out):
-        return "walltime", (f"batch job {job_id} exceeded its walltime (Slurm "
-                            f"JobState={state.group(1)} Reason=TimeLimit, "
-                            f"TimeLimit={limit.group(1) if limit else '?'})")
+    if state.group(1) == "TIMEOUT" or re.search(r"Reason=TimeLimit\b", out) or past_end(out):
+        said = " ".join(re.findall(r"(?:JobState|Reason|TimeLimit|EndTime)=\S+", out))
+        return "walltime", f"batch job {job_id} exceeded its walltime (Slurm: {said})"
     if state.group(1) in ("PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"):
         return "scheduler", f"batch job {job_id} ended {state.group(1)} (Slurm)"
     return None
