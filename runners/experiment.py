@@ -131,8 +131,10 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         import parsl_configs
 
         parsl_config = parsl_configs.build(cfg.machine, str(out_dir / "runinfo"), cfg.fs.name)
-        loader.start()  # mlflow imports while the DFK waits for its interchange and workers
         dfk = DataFlowKernel(parsl_config)
+        # mlflow imports while the workers boot; started earlier, it slows the interchange's
+        # start (measured: 0.8 s more per run on 2 cores, benchmarks/results/overhead.md)
+        loader.start()
     except _NoParsl:
         pass
     except Exception as exc:
