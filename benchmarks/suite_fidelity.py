@@ -74,7 +74,8 @@ def main() -> None:
     osu = ["bench=osu", "bench.tests=[latency,bw]", f"bench.max_size={args.max_size}",
            "bench.trials=1"]
     runner(osu, tmp, "warm")
-    env_dir = sorted(glob.glob(str(ROOT / ".cache" / "envs" / "mpi4py-import-*")))[-1]
+    env_dir = sorted(p for p in glob.glob(str(ROOT / ".cache" / "envs" / "mpi4py-import-*"))
+                     if not p.endswith(".lock"))[-1]
     through: dict[tuple[str, int], list[float]] = defaultdict(list)
     bare: dict[tuple[str, int], list[float]] = defaultdict(list)
     perf_runner: list[float] = []
