@@ -27,6 +27,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=env.sh source-path=SCRIPTDIR
 source "$HERE/env.sh"
+# shellcheck source=../proc.sh source-path=SCRIPTDIR
+source "$HERE/../proc.sh"
 S=$BENCH_MLFLOW_DIR
 READY_TIMEOUT=${BENCH_MLFLOW_READY_TIMEOUT:-60}
 
@@ -64,23 +66,6 @@ exec 9>>"$S/.lock"
 flock -w 300 9 || { echo "start.sh: could not get the lock $S/.lock" >&2; exit 1; }
 
 log() { echo "start.sh: $*" >&2; }
-
-# pid_alive NAME PIDFILE: the first line of PIDFILE names a live NAME process, not a zombie
-# (PID 1 here reaps exited daemons late); the name guards against pid reuse.
-pid_alive() {
-  local pid stat
-  { read -r pid <"$2"; } 2>/dev/null || return 1
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  { read -r stat <"/proc/$pid/stat"; } 2>/dev/null || return 1
-  [[ $stat == "$pid ($1) "[^ZX]* ]]
-}
-
-# running PID: a live process, not a zombie.
-running() {
-  local stat
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-  [[ $stat == "$1 ("*") "[^ZX]* ]]
-}
 
 # healthy: the tracking server answers GET /health.
 healthy() {
@@ -304,32 +289,15 @@ SELECT 'CREATE DATABASE mlflow OWNER mlflow ENCODING ''UTF8'''
 \gexec
 SQL
 
-# --- 5. The MLflow server ---------------------------------------------------------------------
-# mlflow_group: the process group in the pid file, if a live process of it still runs an
-# mlflow command (the server, or its uvicorn worker left behind by a killed server).
-mlflow_group() {
-  local pgid f stat fields
-  { read -r pgid <"$PIDFILE"; } 2>/dev/null || return 1
-  [[ $pgid =~ ^[0-9]+$ ]] || return 1
-  for f in /proc/[0-9]*/stat; do
-    { read -r stat <"$f"; } 2>/dev/null || continue
-    read -r -a fields <<<"${stat##*) }" # state ppid pgrp ...
-    [[ ${fields[2]} == "$pgid" && ${fields[0]} != [ZX] ]] || continue
-    [[ $(tr '\0' ' ' <"${f%/stat}/cmdline" 2>/dev/null) == *mlflow* ]] || continue
-    echo "$pgid"
-    return 0
-  done
-  return 1
-}
 # stop_mlflow: TERM its process group (setsid: mlflow + its uvicorn child), wait up to
 # 10 s, then KILL what is left.
 stop_mlflow() {
   local pgid i
-  if pgid=$(mlflow_group); then
+  if pgid=$(group_alive "$PIDFILE" mlflow); then
     log "stopping the MLflow server (process group $pgid)"
     kill -TERM -- "-$pgid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
-      mlflow_group >/dev/null || break
+      group_alive "$PIDFILE" mlflow >/dev/null || break
       sleep 0.1
     done
     kill -KILL -- "-$pgid" 2>/dev/null || true

@@ -9,6 +9,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=env.sh source-path=SCRIPTDIR
 source "$HERE/env.sh"
+# shellcheck source=../proc.sh source-path=SCRIPTDIR
+source "$HERE/../proc.sh"
 S=$BENCH_MLFLOW_DIR
 PIDFILE=$S/mlflow.pid
 
@@ -24,39 +26,13 @@ fi
 exec 9>>"$S/.lock"
 flock -w 300 9 || { echo "stop.sh: could not get the lock $S/.lock" >&2; exit 1; }
 
-# pid_alive NAME PIDFILE: the first line of PIDFILE names a live NAME process, not a zombie
-# (PID 1 here reaps exited daemons late); the name guards against pid reuse.
-pid_alive() {
-  local pid stat
-  { read -r pid <"$2"; } 2>/dev/null || return 1
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  { read -r stat <"/proc/$pid/stat"; } 2>/dev/null || return 1
-  [[ $stat == "$pid ($1) "[^ZX]* ]]
-}
-# mlflow_group: the process group in the pid file, if a live process of it still runs an
-# mlflow command (the server, or its uvicorn worker left behind by a killed server).
-mlflow_group() {
-  local pgid f stat fields
-  { read -r pgid <"$PIDFILE"; } 2>/dev/null || return 1
-  [[ $pgid =~ ^[0-9]+$ ]] || return 1
-  for f in /proc/[0-9]*/stat; do
-    { read -r stat <"$f"; } 2>/dev/null || continue
-    read -r -a fields <<<"${stat##*) }" # state ppid pgrp ...
-    [[ ${fields[2]} == "$pgid" && ${fields[0]} != [ZX] ]] || continue
-    [[ $(tr '\0' ' ' <"${f%/stat}/cmdline" 2>/dev/null) == *mlflow* ]] || continue
-    echo "$pgid"
-    return 0
-  done
-  return 1
-}
-
 stopped=()
 # 1. The MLflow server: it runs in its own session (setsid), so its pid is the group id and
 #    the group holds its uvicorn worker too (also when the server itself was killed).
-if pgid=$(mlflow_group); then
+if pgid=$(group_alive "$PIDFILE" mlflow); then
   kill -TERM -- "-$pgid" 2>/dev/null || true
   for ((i = 0; i < 100; i++)); do
-    mlflow_group >/dev/null || break
+    group_alive "$PIDFILE" mlflow >/dev/null || break
     sleep 0.1
   done
   kill -KILL -- "-$pgid" 2>/dev/null || true

@@ -16,6 +16,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=env.sh source-path=SCRIPTDIR
 source "$HERE/env.sh"
+# shellcheck source=../proc.sh source-path=SCRIPTDIR
+source "$HERE/../proc.sh"
 S=$BENCH_SLURM_DIR
 
 CLUSTER_NAME=bench
@@ -54,24 +56,6 @@ if [[ -z $want_acct ]]; then
 fi
 
 log() { echo "start.sh: $*" >&2; }
-
-# running PID: PID is a live process, not a zombie (PID 1 here reaps exited daemons late).
-running() {
-  local stat
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-  [[ $stat == "$1 ("*") "[^ZX]* ]]
-}
-
-# pid_alive NAME PIDFILE: the pid file names a live process called NAME (guards against pid reuse).
-pid_alive() {
-  local pid stat
-  [[ -r $2 ]] || return 1
-  pid=$(<"$2") || return 1
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  { read -r stat <"/proc/$pid/stat"; } 2>/dev/null || return 1
-  # "<pid> (<comm>) <state> ...": the right name, and not a zombie (PID 1 here reaps late).
-  [[ $stat == "$pid ($1) "[^ZX]* ]]
-}
 
 # stop_daemon NAME PIDFILE: TERM, wait up to 10 s, then KILL; removes the pid file.
 stop_daemon() {

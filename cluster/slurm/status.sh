@@ -7,23 +7,17 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=env.sh source-path=SCRIPTDIR
 source "$HERE/env.sh"
+# shellcheck source=../proc.sh source-path=SCRIPTDIR
+source "$HERE/../proc.sh"
 S=$BENCH_SLURM_DIR
 
 down() { echo "Slurm cluster is DOWN: $*"; exit 1; }
-
-# running NAME PIDFILE: a live, non-zombie process called NAME.
-running() {
-  local pid stat
-  pid=$(cat "$2" 2>/dev/null) || return 1
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-  [[ $stat == "$pid ($1) "[^ZX]* ]]
-}
 
 [[ -f $SLURM_CONF ]] || down "no $SLURM_CONF (run cluster/slurm/start.sh)"
 # Local checks first: they are instant, while sinfo against a dead slurmctld retries for
 # seconds, and a just-killed slurmd still looks idle to slurmctld for SlurmdTimeout.
 for d in munged:$S/munge/munged.pid slurmctld:$S/run/slurmctld.pid slurmd:$S/run/slurmd.pid; do
-  running "${d%%:*}" "${d#*:}" || down "${d%%:*} is not running (run cluster/slurm/start.sh)"
+  pid_alive "${d%%:*}" "${d#*:}" || down "${d%%:*} is not running (run cluster/slurm/start.sh)"
 done
 nodes=$(timeout 10 sinfo -h -N -o '%N %T %C %E' 2>&1) ||
   down "slurmctld does not answer: ${nodes//$'\n'/ }"
