@@ -85,10 +85,6 @@ def _start_tracker(cfg: DictConfig, box: dict[str, Any]) -> None:
         box["error"] = exc
 
 
-class _NoParsl(Exception):
-    """This benchmark does not run on the runner's own DataFlowKernel."""
-
-
 def experiment_name(cfg: DictConfig) -> str:
     """The MLflow experiment: ``tracking.experiment`` if set, else ``bench.experiment``."""
     return str(cfg.tracking.experiment or cfg.bench.experiment)
@@ -121,29 +117,21 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     _sigterm_to_interrupt()
     dfk, parsl_error = None, None
-    box: dict[str, Any] = {}
-    loader = threading.Thread(target=_start_tracker, args=(cfg, box), daemon=True)
-    try:
-        if cfg.bench.kind == "parsl_perf":   # parsl-perf starts its own Parsl
-            raise _NoParsl
-        from parsl.dataflow.dflow import DataFlowKernel
+    if cfg.bench.kind != "parsl_perf":      # parsl-perf starts its own Parsl
+        try:
+            from parsl.dataflow.dflow import DataFlowKernel
 
-        import parsl_configs
+            import parsl_configs
 
-        parsl_config = parsl_configs.build(cfg.machine, str(out_dir / "runinfo"), cfg.fs.name)
-        dfk = DataFlowKernel(parsl_config)
-        # mlflow imports while the workers boot; started earlier, it slows the interchange's
-        # start (measured: 0.8 s more per run on 2 cores, benchmarks/results/overhead.md)
-        loader.start()
-    except _NoParsl:
-        pass
-    except Exception as exc:
-        parsl_error = exc
+            dfk = DataFlowKernel(parsl_configs.build(cfg.machine, str(out_dir / "runinfo"),
+                                                     cfg.fs.name))
+        except Exception as exc:
+            parsl_error = exc
     log.info("parsl started")
-    if not loader.is_alive() and not box:
-        _start_tracker(cfg, box)   # Parsl failed before the loader could start
-    if loader.ident is not None:
-        loader.join()
+    # mlflow imports now, while Parsl's worker processes boot; imported before the DFK it
+    # slowed the interchange's start (0.8 s per run on 2 cores, benchmarks/results/overhead.md)
+    box: dict[str, Any] = {}
+    _start_tracker(cfg, box)
     if "error" in box:
         if dfk is not None:
             dfk.cleanup()
