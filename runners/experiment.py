@@ -74,15 +74,16 @@ def _sigterm_to_interrupt() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def _start_tracker(cfg: DictConfig, box: dict[str, Any]) -> None:
-    try:
-        from runners.tracking import Tracker
+def open_tracker(cfg: DictConfig) -> tuple[Any, str]:
+    """The tracker and the experiment's id; a store that cannot be opened is a ConfigError."""
+    from runners.tracking import Tracker
 
+    try:
         tracker = Tracker(cfg.tracking.uri, cfg.tracking.artifact_root)
-        box["experiment_id"] = tracker.experiment_id(experiment_name(cfg))
-        box["tracker"] = tracker
-    except BaseException as exc:   # reported by the caller
-        box["error"] = exc
+        return tracker, tracker.experiment_id(experiment_name(cfg))
+    except Exception as exc:
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        raise ConfigError(f"cannot open the MLflow store {cfg.tracking.uri}: {reason}") from None
 
 
 def experiment_name(cfg: DictConfig) -> str:
@@ -130,13 +131,12 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     log.info("parsl started")
     # mlflow imports now, while Parsl's worker processes boot; imported before the DFK it
     # slowed the interchange's start (0.8 s per run on 2 cores, benchmarks/results/overhead.md)
-    box: dict[str, Any] = {}
-    _start_tracker(cfg, box)
-    if "error" in box:
+    try:
+        tracker, experiment_id = open_tracker(cfg)
+    except ConfigError:
         if dfk is not None:
             dfk.cleanup()
-        raise ConfigError(f"cannot open the MLflow store {cfg.tracking.uri}: {box['error']}")
-    tracker = box["tracker"]
+        raise
     from runners.tracking import flatten
 
     run_id = tracker.start_run(experiment_name(cfg), cfg.run_name or _default_name(cfg),
@@ -172,7 +172,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         log.info("parsl stopped")
     from runners.report_text import print_summary
 
-    print_summary(cfg, summary, tracker, run_id, box["experiment_id"])
+    print_summary(cfg, summary, tracker, run_id, experiment_id)
     return summary
 
 

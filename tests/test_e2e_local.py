@@ -127,3 +127,13 @@ def test_ctrl_c_ends_the_run_killed(store: Store, tmp_path: Path) -> None:
     assert run.data.tags["failure.kind"] == "interrupted"
     done = store.client().get_metric_history(run.info.run_id, "total_s")
     assert 1 <= len(done) < 500    # the trials completed before Ctrl-C stay logged
+
+
+def test_a_store_that_cannot_be_opened_is_one_line_exit_2(run_py: RunPy, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the store's directory should be")
+    proc = run_py(f"tracking.uri=sqlite:///{blocker}/mlflow.db",
+                  f"tracking.artifact_root={tmp_path}/a", "bench.trials=1", timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot open the MLflow store" in lines[0], proc.stderr
