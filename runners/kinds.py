@@ -68,11 +68,6 @@ def trial_argvs(cfg: Any, env_dir: str) -> list[list[str]]:
     raise ValueError(f"unknown bench.kind {bench.kind!r}")
 
 
-def trial_argv(cfg: Any, env_dir: str) -> list[str]:
-    """The first command of a trial (for display and tests)."""
-    return trial_argvs(cfg, env_dir)[0]
-
-
 def measured_metrics(measured: dict[str, Any]) -> dict[str, float]:
     """The psutil figures of a trial as metrics."""
     return {"total_s": float(measured["wall_s"]), "peak_rss_mb": float(measured["peak_rss_mb"]),

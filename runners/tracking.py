@@ -137,10 +137,6 @@ class Tracker:
                                "failure.message": message})
         self.end_run(run_id, status)
 
-    def get_run(self, run_id: str) -> Any:
-        """The MLflow run entity (for reading back)."""
-        return self.client.get_run(run_id)
-
     def ui_command(self) -> str:
         """The exact shell command that opens the MLflow UI on this store."""
         import shlex

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from runners.entry import ConfigError
+from runners.kinds import MPI_KINDS
 
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 SCHEDULERS = ("local", "slurm", "pbspro", "cobalt", "kubernetes")
 LAUNCHERS = ("mpiexec", "srun", "aprun", "none")
-MPI_KINDS = ("mpi4py_import", "osu", "mpi4py_ci")
 OSU_TESTS = ("latency", "bw", "bibw", "bcast", "allreduce")
 PT2PT = ("latency", "bw", "bibw")
 MAX_SIZE = 1 << 30

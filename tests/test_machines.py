@@ -108,10 +108,10 @@ def test_machine_validation(overrides: list[str], expected: str) -> None:
 
 
 def test_launchers_per_machine() -> None:
-    from runners.kinds import trial_argv
+    from runners.kinds import trial_argvs
 
     def argv(machine: str) -> list[str]:
-        return trial_argv(make(f"machine={machine}", "bench.ranks=4"), "/e")[:9]
+        return trial_argvs(make(f"machine={machine}", "bench.ranks=4"), "/e")[0][:9]
 
     assert argv("cori")[:6] == ["srun", "--mpi=pmi2", "-N", "1", "-n", "4"]
     assert argv("theta")[:5] == ["aprun", "-n", "4", "-N", "4"]
