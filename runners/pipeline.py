@@ -145,9 +145,11 @@ def execute(cfg: Any, dfk: Any, tracker: Any, run_id: str, out_dir: Path) -> dic
         res = wait(fut, name)
         stage_times[name] = res.seconds
         log_stage(tracker, run_id, res)
-    env_dir = Path(str(wait(ready, "prepare").data["env_dir"]))
-    tracker.log_artifacts(run_id, [str(env_dir / stages.FREEZE)], "env")
-    tracker.log_artifacts(run_id, wait(ready, "prepare").logs if not waits else [], "config")
+    prepared = wait(ready, "prepare")
+    if not waits:       # nothing built: keep what was prepared (parsl-perf's config module)
+        tracker.log_artifacts(run_id, prepared.logs, "config")
+    freeze = Path(str(prepared.data["env_dir"])) / stages.FREEZE
+    tracker.log_artifacts(run_id, [str(freeze)], "env")     # skipped when there is none
     bar.update(note="warm-up trials" if warm_futs else "stage: bench")
     for fut in warm_futs:
         wait(fut, "bench")
