@@ -35,3 +35,17 @@ group_alive() {
   done
   return 1
 }
+
+# stop_group PIDFILE WORD: TERM the process group in PIDFILE (see group_alive), wait up to
+# 10 s, then KILL what is left; print the group id when there was one to stop.
+stop_group() {
+  local pgid i
+  pgid=$(group_alive "$1" "$2") || return 1
+  kill -TERM -- "-$pgid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    group_alive "$1" "$2" >/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$pgid" 2>/dev/null || true
+  echo "$pgid"
+}

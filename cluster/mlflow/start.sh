@@ -292,15 +292,9 @@ SQL
 # stop_mlflow: TERM its process group (setsid: mlflow + its uvicorn child), wait up to
 # 10 s, then KILL what is left.
 stop_mlflow() {
-  local pgid i
-  if pgid=$(group_alive "$PIDFILE" mlflow); then
-    log "stopping the MLflow server (process group $pgid)"
-    kill -TERM -- "-$pgid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-      group_alive "$PIDFILE" mlflow >/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL -- "-$pgid" 2>/dev/null || true
+  local pgid
+  if pgid=$(stop_group "$PIDFILE" mlflow); then
+    log "stopped the MLflow server (process group $pgid)"
   fi
   rm -f "$PIDFILE" "$SIGFILE"
 }

@@ -29,13 +29,7 @@ flock -w 300 9 || { echo "stop.sh: could not get the lock $S/.lock" >&2; exit 1;
 stopped=()
 # 1. The MLflow server: it runs in its own session (setsid), so its pid is the group id and
 #    the group holds its uvicorn worker too (also when the server itself was killed).
-if pgid=$(group_alive "$PIDFILE" mlflow); then
-  kill -TERM -- "-$pgid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    group_alive "$PIDFILE" mlflow >/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL -- "-$pgid" 2>/dev/null || true
+if pgid=$(stop_group "$PIDFILE" mlflow); then
   stopped+=("mlflow server (pid $pgid)")
 fi
 rm -f "$PIDFILE" "$S/mlflow.sig" "$S/server.conf"
