@@ -11,11 +11,11 @@ from runners.entry import hydra_main
 
 
 @hydra_main
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> object:
     """Run one experiment (one job of a sweep)."""
     from runners.experiment import run_experiment
 
-    run_experiment(cfg)
+    return run_experiment(cfg)
 
 
 if __name__ == "__main__":

@@ -61,3 +61,30 @@ def build(machine: Any, run_dir: str, fs_name: str | None = None) -> Config:
         return kubernetes.config_for(machine, run_dir)
     raise ValueError(f"no Parsl config for scheduler {scheduler!r}; "
                      "valid: local, slurm, pbspro, cobalt, kubernetes")
+
+
+def build_many(targets: list[tuple[str, Any, str | None]], run_dir: str) -> Config:
+    """One Parsl config with an executor per target, for a sweep across machines.
+
+    Parameters
+    ----------
+    targets : list of (label, machine, fs_name)
+        The executor label, the machine section and the filesystem of each executor.
+    run_dir : str
+        Parsl's run directory (the sweep's).
+
+    Returns
+    -------
+    parsl.config.Config
+    """
+    from parsl.config import Config
+
+    executors, period = [], 5.0
+    for label, machine, fs_name in targets:
+        one = build(machine, run_dir, fs_name)
+        for executor in one.executors:
+            executor.label = label
+            executors.append(executor)
+        period = min(period, float(one.strategy_period))
+    return Config(executors=executors, run_dir=run_dir, strategy_period=period,
+                  usage_tracking=0, initialize_logging=True)

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--experiment", default="mpi4py_import")
     runs.add_argument("--limit", type=int, default=20)
     runs.set_defaults(func=cmd_runs)
+    from runners import schedule
+
+    schedule.add_parser(verbs)
     return parser
 
 

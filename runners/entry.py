@@ -125,7 +125,7 @@ def hydra_main(task: Callable[[Any], Any]) -> Callable[[], Any]:
             if isinstance(sys.stderr, _HeldStderr):
                 sys.stderr = held.real
                 text = held.getvalue()
-                if exc.code not in (0, None) and not started:
+                if exc.code not in (0, None) and not started and not isinstance(exc, UsageExit):
                     raise UsageExit(fold_hydra_error(text)) from None
                 sys.stderr.write(text)
             raise

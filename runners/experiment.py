@@ -26,11 +26,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from runners.entry import ConfigError
 from runners.pipeline import execute
+from runners.resume import driver_tags, mark_children, reap_stale
 from runners.stages import StageError
 from runners.validate import preflight, validate
 
 log = logging.getLogger(__name__)
-VOLATILE_KEYS = ("project_root", "cache_root", "run_name", "tags", "dry_run")
+# Left out of the config hash: paths, names and switches that do not change what is measured
+VOLATILE_KEYS = ("project_root", "cache_root", "run_name", "tags", "dry_run", "tracking",
+                 "rerun", "skip_invalid", "select", "seed")
+
+
+class RunFailed(SystemExit):
+    """A run ended FAILED or KILLED; ``reason`` says where and why (the exit code is set)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code)
+        self.reason = reason
 
 
 def git_info(root: str) -> dict[str, str]:
@@ -61,6 +72,7 @@ def run_tags(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path) -> dict[s
             "host": socket.gethostname(), "user": user, "mlflow.user": user,
             "mlflow.source.name": "run.py", "mlflow.source.type": "LOCAL",
             "config.hash": config_hash(resolved), "hydra.output_dir": str(out_dir)}
+    tags.update(driver_tags())
     tags.update(git_info(cfg.project_root))
     tags.update(versions())
     tags.update({str(k): str(v) for k, v in cfg.tags.items()})
@@ -91,8 +103,11 @@ def experiment_name(cfg: DictConfig) -> str:
     return str(cfg.tracking.experiment or cfg.bench.experiment)
 
 
-def run_experiment(cfg: DictConfig) -> dict[str, Any]:
+def run_experiment(cfg: DictConfig) -> Any:
     """Run one experiment end to end and record it; return a summary dict.
+
+    Inside a sweep run by the Parsl launcher, the job is handed to the sweep instead and
+    a :class:`concurrent.futures.Future` of its summary is returned.
 
     Raises
     ------
@@ -104,6 +119,8 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     """
     from hydra.core.hydra_config import HydraConfig
 
+    from runners.sweep import current_sweep
+
     validate(cfg)
     log.info("config validated, %.2f s after process start",
              time.time() - psutil.Process().create_time())
@@ -113,10 +130,13 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
 
         print_plan(cfg, out_dir)
         return {"dry_run": True}
+    sweep = current_sweep()
+    if sweep is not None:
+        return sweep.submit(cfg, out_dir)
     os.environ.update({str(k): str(v) for k, v in cfg.machine.env.items()})
     preflight(cfg)
-    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     _sigterm_to_interrupt()
+    mark_children()
     dfk, parsl_error = None, None
     if cfg.bench.kind != "parsl_perf":      # parsl-perf starts its own Parsl
         try:
@@ -133,46 +153,86 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     # slowed the interchange's start (0.8 s per run on 2 cores, benchmarks/results/overhead.md)
     try:
         tracker, experiment_id = open_tracker(cfg)
-    except ConfigError:
-        if dfk is not None:
-            dfk.cleanup()
-        raise
-    from runners.tracking import flatten
-
-    run_id = tracker.start_run(experiment_name(cfg), cfg.run_name or _default_name(cfg),
-                               flatten(resolved), run_tags(cfg, resolved, out_dir))
-    log.info("run %s opened", run_id)
-    _write_config_files(cfg, out_dir)
-    tracker.log_dir(run_id, str(out_dir / ".hydra"), "config")
-    try:
-        if parsl_error is not None:
-            raise StageError("parsl", "scheduler", f"could not start Parsl on machine="
-                             f"{cfg.machine.name}: {type(parsl_error).__name__}: {parsl_error}")
-        summary = execute(cfg, dfk, tracker, run_id, out_dir)
-        tracker.end_run(run_id, "FINISHED")
-    except StageError as err:
-        err = _explain(err, dfk, str(cfg.machine.name))
-        tracker.log_artifacts(run_id, err.logs, f"logs/{err.stage}")
-        tracker.fail_run(run_id, err.stage, err.kind, err.message)
-        print(f"error: {err.stage} failed ({err.kind}): {err.message} "
-              f"[run {run_id} FAILED]", file=sys.stderr)
-        raise SystemExit(2 if err.kind == "sanity" else 1) from None
-    except KeyboardInterrupt:
-        tracker.fail_run(run_id, "interrupted", "interrupted", "interrupted by the user",
-                         status="KILLED")
-        print(f"interrupted [run {run_id} KILLED]", file=sys.stderr)
-        raise SystemExit(130) from None
-    except BaseException as exc:
-        tracker.fail_run(run_id, "driver", "error", f"{type(exc).__name__}: {exc}")
-        raise
+        reap_stale(tracker, [experiment_name(cfg)], "a run of the same experiment")
+        run_id = open_run(cfg, tracker, out_dir)
+        summary = close_run(cfg, dfk, tracker, run_id, out_dir, parsl_error)
     finally:
-        log.info("run %s closed", run_id)
         if dfk is not None:
             dfk.cleanup()
         log.info("parsl stopped")
     from runners.report_text import print_summary
 
     print_summary(cfg, summary, tracker, run_id, experiment_id)
+    return summary
+
+
+def open_run(cfg: DictConfig, tracker: Any, out_dir: Path, parent_run_id: str | None = None,
+             extra_tags: dict[str, str] | None = None) -> str:
+    """Open the experiment's MLflow run (RUNNING) with its params, tags and config files."""
+    from runners.tracking import flatten
+
+    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    tags = {**run_tags(cfg, resolved, out_dir), **(extra_tags or {})}
+    run_id: str = tracker.start_run(experiment_name(cfg), cfg.run_name or _default_name(cfg),
+                                    flatten(resolved), tags, parent_run_id)
+    log.info("run %s opened", run_id)
+    _write_config_files(cfg, out_dir)
+    tracker.log_dir(run_id, str(out_dir / ".hydra"), "config")
+    return run_id
+
+
+def close_run(cfg: DictConfig, dfk: Any, tracker: Any, run_id: str, out_dir: Path,
+              parsl_error: BaseException | None = None, label: str | None = None,
+              quiet: bool = False) -> dict[str, Any]:
+    """Run the stages of an open run and close it FINISHED, FAILED or KILLED.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        The experiment config.
+    dfk : DataFlowKernel or None
+        Parsl (None when it could not start, see ``parsl_error``, or for parsl_perf).
+    tracker, run_id : Tracker, str
+        Where the run is recorded.
+    out_dir : Path
+        The job's output directory.
+    parsl_error : BaseException, optional
+        Why Parsl could not start; the run fails with ``failure.kind=scheduler``.
+    label : str, optional
+        The Parsl executor to use (default: the machine's name).
+    quiet : bool
+        No progress bar (a sweep draws its own).
+
+    Returns
+    -------
+    dict
+        The summary of the trials.
+    """
+    label = label or str(cfg.machine.name)
+    try:
+        if parsl_error is not None:
+            raise StageError("parsl", "scheduler", f"could not start Parsl on machine="
+                             f"{cfg.machine.name}: {type(parsl_error).__name__}: {parsl_error}")
+        summary = execute(cfg, dfk, tracker, run_id, out_dir, label, quiet)
+        tracker.end_run(run_id, "FINISHED")
+    except StageError as err:
+        err = _explain(err, dfk, label)
+        tracker.log_artifacts(run_id, err.logs, f"logs/{err.stage}")
+        tracker.fail_run(run_id, err.stage, err.kind, err.message)
+        print(f"error: {err.stage} failed ({err.kind}): {err.message} "
+              f"[run {run_id} FAILED]", file=sys.stderr)
+        raise RunFailed(2 if err.kind == "sanity" else 1,
+                        f"{err.stage} failed ({err.kind}): {err.message}") from None
+    except KeyboardInterrupt:
+        tracker.fail_run(run_id, "interrupted", "interrupted", "interrupted by the user",
+                         status="KILLED")
+        print(f"interrupted [run {run_id} KILLED]", file=sys.stderr)
+        raise RunFailed(130, "interrupted") from None
+    except BaseException as exc:
+        tracker.fail_run(run_id, "driver", "error", f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        log.info("run %s closed", run_id)
     return summary
 
 

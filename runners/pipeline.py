@@ -117,11 +117,13 @@ def prepare(cfg: Any, submit: Submitter, logs: Path, out_dir: Path) -> tuple[lis
     return waits, ready
 
 
-def execute(cfg: Any, dfk: Any, tracker: Any, run_id: str, out_dir: Path) -> dict[str, Any]:
-    """Run the stages and trials, logging each result; return the summary."""
+def execute(cfg: Any, dfk: Any, tracker: Any, run_id: str, out_dir: Path,
+            label: str | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Run the stages and trials on executor ``label`` (default: the machine's name),
+    logging each result; return the summary.  ``quiet`` draws no progress bar."""
     bench = cfg.bench
     logs = out_dir / "stages"
-    submit = Submitter(dfk, str(cfg.machine.name))
+    submit = Submitter(dfk, label or str(cfg.machine.name))
     waits, ready = prepare(cfg, submit, logs, out_dir)
     argvs = trial_argvs(cfg, "{env}")
     timeout = float(bench.timeout_s)
@@ -138,7 +140,7 @@ def execute(cfg: Any, dfk: Any, tracker: Any, run_id: str, out_dir: Path) -> dic
 
     from runners.progress import Progress
 
-    bar = Progress(int(bench.trials), "trials")
+    bar = Progress(int(bench.trials), "trials", enabled=not quiet)
     stage_times: dict[str, float] = {}
     for name, fut in waits:
         bar.update(note=f"stage: {name}")

@@ -18,12 +18,15 @@ class Progress:
         What is counted (``trials``).
     stream : TextIO, optional
         Where to draw (default stderr); nothing is drawn unless it is a terminal.
+    enabled : bool
+        False draws nothing, even on a terminal.
     """
 
-    def __init__(self, total: int, what: str, stream: TextIO | None = None) -> None:
+    def __init__(self, total: int, what: str, stream: TextIO | None = None,
+                 enabled: bool = True) -> None:
         self.total, self.what, self.done, self.note = max(total, 1), what, 0, ""
         self.stream = stream or sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.enabled = enabled and bool(getattr(self.stream, "isatty", lambda: False)())
         self.t0 = self.t_count = time.monotonic()
 
     def start_counting(self) -> None:

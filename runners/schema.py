@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import MISSING, OmegaConf
 
@@ -189,6 +189,11 @@ class Config:
     dry_run: bool = False
     run_name: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    # sweeps (python run.py -m ...): see runners/sweep.py
+    rerun: bool = False           # run jobs that already have a FINISHED run in the store
+    skip_invalid: bool = False    # list and skip invalid points instead of refusing the sweep
+    select: str = "all"           # all | random (one job drawn from the matrix)
+    seed: Optional[int] = None    # noqa: UP045 - the random draw's seed (OmegaConf needs Optional)
 
 
 BENCH_SCHEMAS: dict[str, type[BenchConfig]] = {
@@ -208,3 +213,4 @@ def register_configs() -> None:
     cs.store(name="config_schema", node=Config)
     for kind, schema in BENCH_SCHEMAS.items():
         cs.store(group="bench", name=f"{kind}_schema", node=schema)
+    import hydra_plugins.bench_launcher.parsl_launcher  # noqa: F401 - hydra/launcher=parsl

@@ -7,8 +7,10 @@ closed with a status.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -33,6 +35,17 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
     text = json.dumps(tree) if isinstance(tree, list | tuple) else str(tree)
     out[prefix.rstrip(".")] = text[:MAX_PARAM_LEN]
     return out
+
+
+def _locked(method: Any) -> Any:
+    """Serialize a Tracker method: a sweep's job threads share one client."""
+
+    @functools.wraps(method)
+    def wrapper(self: Tracker, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def local_store_paths(uri: str) -> Path | None:
@@ -60,12 +73,19 @@ class Tracker:
         self.uri = uri
         self.artifact_root = artifact_root
         self.client = MlflowClient(tracking_uri=uri)
+        self.lock = threading.RLock()
+        self.closed: set[str] = set()       # runs this tracker ended: their status is final
+        self._experiments: dict[str, str] = {}
 
+    @_locked
     def experiment_id(self, name: str) -> str:
-        """Get or create an experiment by name."""
+        """Get or create an experiment by name (remembered: a sweep asks once per job)."""
+        if name in self._experiments:
+            return self._experiments[name]
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
-            return str(exp.experiment_id)
+            self._experiments[name] = str(exp.experiment_id)
+            return self._experiments[name]
         location = None
         if self.artifact_root:
             location = (Path(self.artifact_root) / name).resolve().as_uri()
@@ -77,6 +97,7 @@ class Tracker:
                 raise
             return str(exp.experiment_id)
 
+    @_locked
     def start_run(self, experiment: str, run_name: str, params: Mapping[str, str],
                   tags: Mapping[str, str], parent_run_id: str | None = None) -> str:
         """Open a RUNNING run with its params and tags; return its id."""
@@ -98,6 +119,7 @@ class Tracker:
         """Log many metrics at one step, in batches."""
         self.log_points(run_id, ((k, float(v), step) for k, v in metrics.items()))
 
+    @_locked
     def log_points(self, run_id: str, points: Iterable[tuple[str, float, int]]) -> None:
         """Log ``(name, value, step)`` points in batches."""
         from mlflow.entities import Metric
@@ -107,6 +129,7 @@ class Tracker:
         for i in range(0, len(batch), BATCH_METRICS):
             self.client.log_batch(run_id, metrics=batch[i:i + BATCH_METRICS])
 
+    @_locked
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set many tags, in batches."""
         from mlflow.entities import RunTag
@@ -115,27 +138,58 @@ class Tracker:
         for i in range(0, len(items), BATCH_TAGS):
             self.client.log_batch(run_id, tags=items[i:i + BATCH_TAGS])
 
+    @_locked
     def log_artifacts(self, run_id: str, paths: Iterable[str], artifact_path: str) -> None:
         """Upload files (missing ones are skipped) under ``artifact_path``."""
         for path in paths:
             if os.path.isfile(path):
                 self.client.log_artifact(run_id, path, artifact_path)
 
+    @_locked
     def log_dir(self, run_id: str, directory: str, artifact_path: str) -> None:
         """Upload a directory tree."""
         if os.path.isdir(directory):
             self.client.log_artifacts(run_id, directory, artifact_path)
 
+    @_locked
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
-        """Close a run with FINISHED, FAILED or KILLED."""
+        """Close a run with FINISHED, FAILED or KILLED (once: a closed run stays as it is)."""
+        if run_id in self.closed:
+            return
+        self.closed.add(run_id)
         self.client.set_terminated(run_id, status=status)
 
+    @_locked
     def fail_run(self, run_id: str, stage: str, kind: str, message: str,
                  status: str = "FAILED") -> None:
         """Close a run as FAILED (or KILLED) with its cause in ``failure.*`` tags."""
+        if run_id in self.closed:
+            return
         self.set_tags(run_id, {"failure.stage": stage, "failure.kind": kind,
                                "failure.message": message})
         self.end_run(run_id, status)
+
+    @_locked
+    def finished_run(self, experiment: str, config_hash: str) -> str | None:
+        """The newest FINISHED run of an experiment with this ``config.hash`` tag, if any."""
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        runs = self.client.search_runs(
+            [exp.experiment_id], max_results=1, order_by=["attributes.start_time DESC"],
+            filter_string=f"tags.`config.hash` = '{config_hash}' "
+                          "and attributes.status = 'FINISHED'")
+        return str(runs[0].info.run_id) if runs else None
+
+    @_locked
+    def running_runs(self, experiment: str) -> list[tuple[str, dict[str, str]]]:
+        """``(run_id, tags)`` of every run of an experiment that is still RUNNING."""
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            return []
+        runs = self.client.search_runs([exp.experiment_id], max_results=10000,
+                                       filter_string="attributes.status = 'RUNNING'")
+        return [(str(r.info.run_id), dict(r.data.tags)) for r in runs]
 
     def ui_command(self) -> str:
         """The exact shell command that opens the MLflow UI on this store."""
@@ -154,10 +208,12 @@ class Tracker:
             cmd += ["--default-artifact-root", Path(artifact_root).resolve().as_uri()]
         return [*cmd, "--host", host, "--port", str(port)]
 
+    @_locked
     def experiment_names(self) -> list[str]:
         """Names of all experiments in the store."""
         return sorted(e.name for e in self.client.search_experiments())
 
+    @_locked
     def runs_frame(self, experiment: str, limit: int = 20) -> Any:
         """The newest runs of an experiment as a DataFrame (None if it does not exist)."""
         import pandas as pd

@@ -1,0 +1,104 @@
+"""Find what a killed driver left behind: runs still RUNNING, and its Parsl processes.
+
+Every run carries ``driver.host``, ``driver.pid`` and ``driver.started`` (the driver's
+process start time).  At the next start, a RUNNING run whose driver is gone from this
+host is ended KILLED with ``failure.kind=driver_killed``.  Runs started on another host
+are left alone: their driver cannot be checked from here.
+
+The driver exports ``BENCH_DRIVER=<host>:<pid>:<started>`` before it starts Parsl, so the
+interchange and worker pools it spawned carry the marker in their environment and can be
+stopped when the driver died without cleaning up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+import psutil
+
+log = logging.getLogger(__name__)
+MARKER = "BENCH_DRIVER"
+
+
+def driver_tags() -> dict[str, str]:
+    """The tags that identify this driver process."""
+    me = psutil.Process()
+    return {"driver.host": socket.gethostname(), "driver.pid": str(me.pid),
+            "driver.started": f"{me.create_time():.2f}"}
+
+
+def mark_children() -> None:
+    """Export this driver's marker, so the processes it starts inherit it."""
+    tags = driver_tags()
+    os.environ[MARKER] = ":".join(tags[k] for k in ("driver.host", "driver.pid",
+                                                   "driver.started"))
+
+
+def driver_alive(tags: dict[str, str]) -> bool | None:
+    """Whether the driver named by a run's tags still runs (None: another host, or unknown).
+
+    A pid that was reused by another process counts as gone (its start time differs).
+    """
+    if tags.get("driver.host") != socket.gethostname() or "driver.pid" not in tags:
+        return None
+    try:
+        proc = psutil.Process(int(tags["driver.pid"]))
+        return abs(proc.create_time() - float(tags.get("driver.started", "0"))) < 1.0
+    except (psutil.NoSuchProcess, ValueError):
+        return False
+
+
+def kill_orphans(marker: str) -> int:
+    """Kill processes (and their trees) whose environment carries a dead driver's marker."""
+    from runners.measure import kill_tree
+
+    killed = 0
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.pid != os.getpid() and proc.environ().get(MARKER) == marker:
+                kill_tree(proc.pid)
+                killed += 1
+        except (psutil.Error, OSError):
+            continue
+    return killed
+
+
+def reap_stale(tracker: Any, experiments: list[str], found_by: str) -> list[str]:
+    """End KILLED every RUNNING run of ``experiments`` whose driver died on this host.
+
+    Parameters
+    ----------
+    tracker : runners.tracking.Tracker
+        The store.
+    experiments : list of str
+        Experiment names to look in.
+    found_by : str
+        Who found them (written into the failure message).
+
+    Returns
+    -------
+    list of str
+        The ids of the runs that were ended.
+    """
+    ended: list[str] = []
+    dead_markers: set[str] = set()
+    for name in dict.fromkeys(experiments):
+        for run_id, tags in tracker.running_runs(name):
+            if driver_alive(tags) is not False:
+                continue
+            pid = tags.get("driver.pid", "?")
+            tracker.set_tags(run_id, {"killed.found_at_next_start": "true"})
+            tracker.fail_run(run_id, "driver", "driver_killed",
+                             f"the driver (pid {pid} on {tags.get('driver.host')}) ended without "
+                             f"closing this run; marked KILLED at the next start by {found_by}",
+                             status="KILLED")
+            dead_markers.add(f"{tags.get('driver.host')}:{pid}:{tags.get('driver.started')}")
+            ended.append(run_id)
+    for marker in dead_markers:
+        n = kill_orphans(marker)
+        if n:
+            log.info("stopped %d process(es) left by driver %s", n, marker)
+    return ended

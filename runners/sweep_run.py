@@ -1,0 +1,288 @@
+"""The life of one sweep: check → draw → resume → Parsl → parent run → jobs → summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+from concurrent.futures import wait as wait_futures
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from runners import sweep as sw
+from runners.entry import ConfigError
+
+
+class SweepRun:
+    """Runs the jobs of a bench sweep (see :mod:`runners.sweep`).
+
+    Parameters
+    ----------
+    launcher : ParslLauncher
+        Hydra's launcher (config, hydra context, task function, concurrency).
+    jobs : list of Job
+        Every composed job of the sweep.
+    sweep_dir : Path
+        Hydra's sweep directory.
+    """
+
+    def __init__(self, launcher: Any, jobs: list[sw.Job], sweep_dir: Path) -> None:
+        self.launcher, self.jobs, self.sweep_dir = launcher, jobs, sweep_dir
+        self.base = launcher.config
+        self.tags: dict[str, str] = {}
+        self.overrides = [str(o) for o in self.base.hydra.overrides.task]
+        self.sweep_tag = sw.sweep_id(self.overrides)
+
+    def run(self) -> list[Any]:
+        """Run the sweep; return one JobReturn per job, in order."""
+        base = self.base
+        valid = sw.check_points(self.jobs, bool(base.skip_invalid))
+        if not valid:
+            raise ConfigError("every point of the sweep is invalid; nothing was run")
+        if any(job.config.dry_run for job in valid):
+            return [sw._run_hydra_job(self.launcher, job) for job in valid]
+        if len({str(job.config.tracking.uri) for job in valid}) > 1:
+            raise ConfigError("a sweep records into one MLflow store; do not sweep tracking")
+        select = str(base.select)
+        if select not in ("all", "random"):
+            raise ConfigError(f"select={select!r} is not valid; use select=all or select=random")
+        if select == "random":
+            chosen, seed = sw.draw(valid, base.seed)
+            for job in valid:
+                if job is not chosen:
+                    job.state = "not drawn"
+            valid = [chosen]
+            self.tags.update({"sweep.select": "random", "sweep.seed": str(seed),
+                              "sweep.draw": f"#{chosen.num} of {len(self.jobs)}: {chosen.name()}"})
+            print(f"select=random seed={seed}: drew #{chosen.num} of {len(self.jobs)} "
+                  f"({chosen.name() or 'the default job'})", file=sys.stderr)
+        from runners.experiment import open_tracker
+
+        tracker, _ = open_tracker(valid[0].config)
+        self.tracker = tracker
+        to_run = self._resume(valid, rerun=bool(base.rerun) or select == "random")
+        return self._launch(to_run)
+
+    def _resume(self, valid: list[sw.Job], rerun: bool) -> list[sw.Job]:
+        """Reap stale runs; skip jobs whose config already has a FINISHED run."""
+        from runners.experiment import config_hash, experiment_name
+        from runners.resume import reap_stale
+
+        names = [experiment_name(job.config) for job in valid]
+        for run_id in reap_stale(self.tracker, names, f"sweep {self.sweep_tag}"):
+            print(f"run {run_id} was left RUNNING by a killed driver: marked KILLED",
+                  file=sys.stderr)
+        if rerun:
+            return valid
+        to_run = []
+        for job in valid:
+            h = config_hash(OmegaConf.to_container(job.task, resolve=True))  # type: ignore[arg-type]
+            found = self.tracker.finished_run(experiment_name(job.config), h)
+            if found:
+                job.state, job.run_id = "skipped", found
+                job.detail = f"run {found} FINISHED with this config"
+            else:
+                to_run.append(job)
+        skipped = [j for j in valid if j.state == "skipped"]
+        if skipped:
+            print(f"skipping {len(skipped)} of {len(valid)} jobs that already FINISHED in the "
+                  "store (rerun=true runs them again):", file=sys.stderr)
+            for job in skipped:
+                print(f"  #{job.num} {job.name()}: run {job.run_id}", file=sys.stderr)
+        return to_run
+
+    def _start_parsl(self, to_run: list[sw.Job]) -> tuple[Any, BaseException | None]:
+        from runners.resume import mark_children
+
+        for job in to_run:
+            os.environ.update({str(k): str(v) for k, v in job.config.machine.env.items()})
+        mark_children()
+        targets: dict[str, tuple[str, Any, str]] = {}
+        for job in to_run:
+            if job.config.bench.kind != "parsl_perf":     # parsl-perf starts its own Parsl
+                targets.setdefault(job.label, (job.label, job.config.machine,
+                                               str(job.config.fs.name)))
+        if not targets:
+            return None, None
+        try:
+            from parsl.dataflow.dflow import DataFlowKernel
+
+            import parsl_configs
+
+            config = parsl_configs.build_many(list(targets.values()),
+                                              str(self.sweep_dir / "runinfo"))
+            return DataFlowKernel(config), None
+        except Exception as exc:
+            return None, exc
+
+    def _open_parent(self, n_run: int) -> str:
+        from runners.experiment import experiment_name, git_info
+        from runners.resume import driver_tags
+
+        first = self.jobs[0].config
+        for job in self.jobs:
+            if job.state in ("pending", "skipped"):
+                first = job.config
+                break
+        bench = str(first.bench.name)
+        tags = {"sweep.id": self.sweep_tag, "sweep.dir": str(self.sweep_dir),
+                "sweep.jobs": str(len(self.jobs)), "sweep.to_run": str(n_run),
+                "sweep.launcher": "parsl", "bench": bench, **driver_tags(),
+                **git_info(str(first.project_root)), **self.tags}
+        params = {"sweep.overrides": " ".join(self.overrides) or "(none)"}
+        for o in self.overrides:     # one param per swept key: sweep.bench.ranks = "1,2,4"
+            key, _, value = o.lstrip("+~").partition("=")
+            params[f"sweep.{re.sub(r'[^A-Za-z0-9_./: -]', '_', key)}"] = value
+        name = f"sweep-{bench}-{len(self.jobs)}jobs"
+        return str(self.tracker.start_run(experiment_name(first), name, params, tags))
+
+    def _launch(self, to_run: list[sw.Job]) -> list[Any]:
+        from runners.experiment import _sigterm_to_interrupt
+
+        sw.executor_labels(to_run)
+        parent_id = self._open_parent(len(to_run))
+        concurrency = int(self.launcher.concurrency)
+        slots = {job.label: concurrency or int(job.config.machine.max_workers) for job in to_run}
+        router = sw.LogRouter(self.sweep_dir)
+        sweep = sw.Sweep(to_run, None, None, self.tracker, parent_id, self.sweep_tag, slots,
+                         router)
+        counts = sweep.counts
+        counts.total = len(self.jobs)
+        counts.skipped = sum(j.state == "skipped" for j in self.jobs)
+        counts.invalid = sum(j.state == "invalid" for j in self.jobs)
+        _sigterm_to_interrupt()
+        returns: dict[int, Any] = {}
+        t0 = time.monotonic()
+        try:
+            logging.getLogger("parsl").propagate = False    # Parsl logs to its runinfo/
+            if to_run:
+                sweep.dfk, sweep.parsl_error = self._start_parsl(to_run)
+            router.install()
+            sw._ACTIVE = sweep
+            bar = _bar(len(to_run), sweep, slots)
+            for job in to_run:
+                returns[job.num] = self._start(job)
+                bar.redraw()
+            while any(j.future is not None and not j.future.done() for j in to_run):
+                wait_futures([j.future for j in to_run if j.future is not None], timeout=0.25,
+                             return_when="FIRST_COMPLETED")
+                bar.redraw()
+            bar.close()
+        except KeyboardInterrupt:
+            self._interrupted(sweep, to_run)
+            raise SystemExit(130) from None
+        except BaseException as exc:
+            sweep.stopping = True
+            self.tracker.fail_run(parent_id, "sweep", "error", f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            sw._ACTIVE = None
+            if sweep.dfk is not None:
+                sweep.dfk.cleanup()
+            router.close()
+        self._close_parent(sweep, time.monotonic() - t0)
+        return self._returns(returns)
+
+    def _start(self, job: sw.Job) -> Any:
+        """Hydra's run_job for one job; its task function hands the job to the sweep."""
+        from concurrent.futures import Future
+
+        from hydra.core.utils import JobStatus
+
+        error: BaseException | None = None
+        try:
+            ret = sw._run_hydra_job(self.launcher, job)
+        except BaseException as exc:  # noqa: BLE001 - e.g. a config error of this job only
+            ret, error = None, exc
+        else:
+            if job.future is not None:       # handed to the sweep: it runs in its thread
+                return ret
+            error = ret._return_value if ret.status == JobStatus.FAILED else None
+        job.future = Future()
+        if error is None:      # the task ran in place (e.g. not a bench task)
+            job.state = "finished"
+            job.future.set_result(ret.return_value if ret is not None else None)
+        else:
+            job.state, job.detail = "failed", f"{type(error).__name__}: {error}"
+            job.future.set_exception(error)
+        return ret
+
+    def _interrupted(self, sweep: sw.Sweep, to_run: list[sw.Job]) -> None:
+        sweep.stopping = True
+        for job in to_run:
+            if job.state == "running" and job.run_id:
+                self.tracker.fail_run(job.run_id, "interrupted", "interrupted",
+                                      "the sweep was interrupted", status="KILLED")
+        self.tracker.fail_run(sweep.parent_id, "interrupted", "interrupted",
+                              "the sweep was interrupted", status="KILLED")
+        print(f"interrupted [sweep run {sweep.parent_id} KILLED]", file=sys.stderr)
+
+    def _close_parent(self, sweep: sw.Sweep, seconds: float) -> None:
+        counts, parent = sweep.counts, sweep.parent_id
+        self.tracker.log_metrics(parent, {**counts.metrics(), "sweep_s": seconds},
+                                 step=counts.finished + counts.failed)
+        if counts.failed:
+            self.tracker.fail_run(parent, "sweep", "jobs_failed",
+                                  f"{counts.failed} of {counts.total} jobs failed")
+        else:
+            self.tracker.end_run(parent, "FINISHED")
+        print(_table(self.jobs))
+        status = "FAILED" if counts.failed else "FINISHED"
+        print(f"sweep {self.sweep_tag}: {counts.finished} finished, {counts.failed} failed, "
+              f"{counts.skipped} skipped, {counts.invalid} invalid in {seconds:.1f} s  "
+              f"[parent run {parent} {status}]")
+        print(f"Open the MLflow UI on this store with:\n  {self.tracker.ui_command()}")
+
+    def _returns(self, returns: dict[int, Any]) -> list[Any]:
+        from hydra.core.utils import JobStatus
+
+        out = []
+        for job in self.jobs:
+            if job.state in ("skipped", "invalid", "not drawn"):
+                out.append(sw._job_return(job))
+                continue
+            ret = returns.get(job.num)
+            if ret is None:
+                ret = sw._job_return(job)
+            assert job.future is not None
+            exc = job.future.exception()
+            if exc is not None:
+                ret.status, ret.return_value = JobStatus.FAILED, exc
+            else:
+                ret.status, ret.return_value = JobStatus.COMPLETED, job.future.result()
+            out.append(ret)
+        return out
+
+
+class _bar:
+    """The sweep's progress line: done / failed / running, elapsed and ETA."""
+
+    def __init__(self, total: int, sweep: sw.Sweep, slots: dict[str, int]) -> None:
+        from runners.progress import Progress
+
+        self.sweep = sweep
+        self.progress = Progress(total, "jobs")
+        self.machines = ", ".join(f"{k} x{v}" for k, v in slots.items())
+
+    def redraw(self) -> None:
+        c = self.sweep.counts
+        self.progress.update(done=c.finished + c.failed,
+                             note=f"ok {c.finished}  failed {c.failed}  running {c.running}"
+                                  f"  [{self.machines}]")
+
+    def close(self) -> None:
+        self.progress.close()
+
+
+def _table(jobs: list[sw.Job]) -> str:
+    """One line per job: number, overrides, state, run id and detail."""
+    width = max([len(j.name()) for j in jobs] + [9])
+    lines = [f"{'#':>4}  {'overrides':<{width}}  {'state':<9}  {'run':<32}  detail"]
+    for j in jobs:
+        lines.append(f"{j.num:>4}  {j.name() or '(default)':<{width}}  {j.state:<9}  "
+                     f"{j.run_id:<32}  {j.detail[:120]}")
+    return "\n".join(lines)
