@@ -213,4 +213,5 @@ def register_configs() -> None:
     cs.store(name="config_schema", node=Config)
     for kind, schema in BENCH_SCHEMAS.items():
         cs.store(group="bench", name=f"{kind}_schema", node=schema)
+    import hydra_plugins.bench_launcher.bench_sweeper  # noqa: F401 - hydra/sweeper=bench
     import hydra_plugins.bench_launcher.parsl_launcher  # noqa: F401 - hydra/launcher=parsl

@@ -229,15 +229,6 @@ class Sweep:
             self.tracker.log_metrics(self.parent_id, self.counts.metrics(), step=done)
 
 
-def compose(launcher: Any, overrides: list[str], num: int) -> DictConfig:
-    """The full config of one job (Hydra's ``load_sweep_config``), numbered."""
-    cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, overrides)
-    with open_dict(cfg):
-        cfg.hydra.job.id = num
-        cfg.hydra.job.num = num
-    return cfg
-
-
 def _run_hydra_job(launcher: Any, job: Job) -> Any:
     """Hydra's ``run_job`` (the job's directory, ``.hydra/`` files and log file), then
     Hydra's own logging again, as its basic launcher does.  Parsl's run log survives the
@@ -314,8 +305,18 @@ def run_sweep(launcher: Any, job_overrides: Any, initial_job_idx: int) -> list[A
     if not job_overrides:
         raise ConfigError("the sweep has no jobs (a swept value list is empty); give at least "
                           "one value, e.g. bench.ranks=1,2")
-    jobs = [Job(initial_job_idx + i, list(ov), compose(launcher, list(ov), initial_job_idx + i))
-            for i, ov in enumerate(job_overrides)]
+    from runners.compose import Composer
+
+    composer = Composer(launcher.hydra_context.config_loader, base)
+    jobs = []
+    for i, ov in enumerate(job_overrides):
+        try:
+            jobs.append(Job(initial_job_idx + i, list(ov), composer(list(ov), initial_job_idx + i)))
+        except Exception as exc:    # Hydra's composition error, for this point
+            from runners.entry import fold_hydra_error
+
+            raise ConfigError(f"sweep point #{initial_job_idx + i} ({' '.join(ov)}): "
+                              f"{fold_hydra_error(str(exc))}") from None
     name_points(jobs)
     if "bench" not in base or "machine" not in base:     # any other Hydra app: one by one
         return [_run_hydra_job(launcher, job) for job in jobs]

@@ -167,9 +167,10 @@ class SweepRun:
             for job in to_run:
                 returns[job.num] = self._start(job)
                 bar.redraw()
-            while any(j.future is not None and not j.future.done() for j in to_run):
-                wait_futures([j.future for j in to_run if j.future is not None], timeout=0.25,
-                             return_when="FIRST_COMPLETED")
+            pending = [j.future for j in to_run if j.future is not None]
+            while pending:
+                _, left = wait_futures(pending, timeout=0.25, return_when="FIRST_COMPLETED")
+                pending = list(left)
                 bar.redraw()
             bar.close()
         except KeyboardInterrupt:

@@ -74,3 +74,8 @@ def run_py(tmp_path: Path) -> RunPy:
         return proc
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _isolated_hydra(hydra_restore_singletons: None) -> None:
+    """Hydra's global state (version base, config store) does not leak between tests."""

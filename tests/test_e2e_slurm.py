@@ -115,3 +115,14 @@ def test_osu_command_and_parsl_perf_run_on_slurm(run_py: RunPy, store: Store) ->
     perf = store.runs("parsl_perf")[0]
     assert perf.info.status == "FINISHED" and perf.data.metrics["tasks_per_s_final"] > 1
     assert squeue_ids() == []
+
+
+def test_a_sweep_across_local_and_slurm_runs_on_both(run_py: RunPy, store: Store) -> None:
+    proc = run_py("-m", "machine=local,docker-slurm", "fs=tmpfs", "bench=sleep",
+                  "bench.params.seconds=0", "bench.trials=1,2", *store.overrides(), check=True)
+    kids = [r for r in store.runs("sleep") if "mlflow.parentRunId" in r.data.tags]
+    assert len(kids) == 4 and {r.info.status for r in kids} == {"FINISHED"}, proc.stderr
+    assert sorted(r.data.tags["machine"] for r in kids) == ["docker-slurm"] * 2 + ["local"] * 2
+    on_slurm = [r for r in kids if r.data.tags["machine"] == "docker-slurm"]
+    assert all(r.data.tags["scheduler.job_id"].isdigit() for r in on_slurm)
+    assert len({r.data.tags["mlflow.parentRunId"] for r in kids}) == 1

@@ -88,13 +88,6 @@ def test_a_failing_point_fails_the_parent_and_only_that_child(run_py: RunPy,
     assert parent.data.metrics["jobs_failed"] == 2
 
 
-def _driver_marker(pid: int) -> str | None:
-    try:
-        return psutil.Process(pid).environ().get("BENCH_DRIVER")
-    except psutil.Error:
-        return None
-
-
 def _marked(marker: str) -> list[int]:
     found = []
     for proc in psutil.process_iter():
@@ -111,19 +104,23 @@ def test_sigkill_mid_sweep_then_the_same_sweep_finishes_and_marks_stale_runs_kil
     sweep = ["-m", "bench=sleep", "bench.params.seconds=2,2.01,2.02,2.03",
              "hydra.launcher.concurrency=1", *store.overrides()]
     argv = [sys.executable, str(ROOT / "run.py"), *sweep, f"hydra.sweep.dir={tmp_path}/m1"]
-    driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env=child_env(), cwd=tmp_path)
+    store.client().search_experiments()     # the store exists before two processes use it
+    log = tmp_path / "driver.log"
+    with open(log, "w") as fh:
+        driver = subprocess.Popen(argv, stdout=fh, stderr=fh, env=child_env(), cwd=tmp_path)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:      # one job done, the next one running
+    while time.monotonic() < deadline and driver.poll() is None:
         states = [r.info.status for r in children(store)]
-        if states.count("FINISHED") >= 1 and "RUNNING" in states:
+        if states.count("FINISHED") >= 1 and "RUNNING" in states:   # one done, one running
             break
         time.sleep(0.3)
     else:
         driver.kill()
-        pytest.fail("the sweep did not get going")
-    marker = _driver_marker(driver.pid)
-    assert marker and _marked(marker)       # its interchange and workers carry the marker
+        pytest.fail(f"the sweep did not get going:\n{log.read_text()}")
+    tags = children(store)[0].data.tags
+    assert tags["driver.pid"] == str(driver.pid)
+    marker = ":".join(tags[f"driver.{k}"] for k in ("host", "pid", "started"))
+    assert _marked(marker)       # its interchange and workers carry the marker
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     stale = [r.info.run_id for r in store.runs("sleep") if r.info.status == "RUNNING"]

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import psutil
+import pytest
 from omegaconf import OmegaConf
 
 from runners import resume
@@ -140,3 +141,29 @@ def test_a_closed_run_keeps_its_status(store: Store) -> None:
     tracker.fail_run(run_id, "bench", "worker_lost", "late news")
     run = store.client().get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["failure.kind"] == "interrupted"
+
+
+@pytest.mark.usefixtures("hydra_restore_singletons")     # Hydra's version base is global
+def test_fast_composition_equals_hydras_own() -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from runners.compose import Composer
+    from runners.entry import CONF_DIR
+    from runners.schema import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+        master = compose("config", overrides=[], return_hydra_config=True)
+        loader = GlobalHydra.instance().config_loader()
+        composer = Composer(loader, master)
+        jobs = [["bench=sleep", f"bench.params.seconds={s}", f"+bench.params.k={k}",
+                 f"machine={m}", "machine.max_workers=1", "~tags"]
+                for s in (0, 0.5) for k in ("a", "b") for m in ("local", "docker-slurm")]
+        for num, overrides in enumerate(jobs):
+            fast = composer(overrides, num)
+            full = composer.full(overrides)
+            full.hydra.job.id = full.hydra.job.num = num
+            assert OmegaConf.to_container(fast) == OmegaConf.to_container(full), overrides
+        assert len(composer.templates) == 2        # one Hydra composition per machine
+        assert fast.bench.params.k == "b" and fast.machine.name == "docker-slurm"
