@@ -19,6 +19,7 @@ import os
 import random
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,6 +308,11 @@ def run_sweep(launcher: Any, job_overrides: Any, initial_job_idx: int) -> list[A
                           "one value, e.g. bench.ranks=1,2")
     from runners.compose import Composer
 
+    is_bench = "bench" in base and "machine" in base
+    router = LogRouter(sweep_dir) if is_bench else None
+    if router is not None:
+        router.install()
+    t0 = time.perf_counter()
     composer = Composer(launcher.hydra_context.config_loader, base)
     jobs = []
     for i, ov in enumerate(job_overrides):
@@ -318,8 +324,13 @@ def run_sweep(launcher: Any, job_overrides: Any, initial_job_idx: int) -> list[A
             raise ConfigError(f"sweep point #{initial_job_idx + i} ({' '.join(ov)}): "
                               f"{fold_hydra_error(str(exc))}") from None
     name_points(jobs)
-    if "bench" not in base or "machine" not in base:     # any other Hydra app: one by one
+    if router is None:     # any other Hydra app: one by one
         return [_run_hydra_job(launcher, job) for job in jobs]
+    log.info("composed %d jobs in %.2f s (%d Hydra compositions)", len(jobs),
+             time.perf_counter() - t0, len(composer.templates))
     from runners.sweep_run import SweepRun
 
-    return SweepRun(launcher, jobs, sweep_dir).run()
+    try:
+        return SweepRun(launcher, jobs, sweep_dir, router).run()
+    finally:
+        router.close()

@@ -16,6 +16,8 @@ from omegaconf import OmegaConf
 from runners import sweep as sw
 from runners.entry import ConfigError
 
+log = logging.getLogger(__name__)
+
 
 class SweepRun:
     """Runs the jobs of a bench sweep (see :mod:`runners.sweep`).
@@ -28,10 +30,13 @@ class SweepRun:
         Every composed job of the sweep.
     sweep_dir : Path
         Hydra's sweep directory.
+    router : LogRouter
+        Where the runners' log records go (per job).
     """
 
-    def __init__(self, launcher: Any, jobs: list[sw.Job], sweep_dir: Path) -> None:
-        self.launcher, self.jobs, self.sweep_dir = launcher, jobs, sweep_dir
+    def __init__(self, launcher: Any, jobs: list[sw.Job], sweep_dir: Path,
+                 router: sw.LogRouter) -> None:
+        self.launcher, self.jobs, self.sweep_dir, self.router = launcher, jobs, sweep_dir, router
         self.base = launcher.config
         self.tags: dict[str, str] = {}
         self.overrides = [str(o) for o in self.base.hydra.overrides.task]
@@ -40,7 +45,9 @@ class SweepRun:
     def run(self) -> list[Any]:
         """Run the sweep; return one JobReturn per job, in order."""
         base = self.base
+        t0 = time.perf_counter()
         valid = sw.check_points(self.jobs, bool(base.skip_invalid))
+        log.info("checked %d jobs in %.2f s", len(self.jobs), time.perf_counter() - t0)
         if not valid:
             raise ConfigError("every point of the sweep is invalid; nothing was run")
         if any(job.config.dry_run for job in valid):
@@ -62,9 +69,14 @@ class SweepRun:
                   f"({chosen.name() or 'the default job'})", file=sys.stderr)
         from runners.experiment import open_tracker
 
+        t0 = time.perf_counter()
         tracker, _ = open_tracker(valid[0].config)
         self.tracker = tracker
+        log.info("store opened in %.2f s", time.perf_counter() - t0)
+        t0 = time.perf_counter()
         to_run = self._resume(valid, rerun=bool(base.rerun) or select == "random")
+        log.info("resume: %d of %d jobs to run, looked up in %.2f s", len(to_run), len(valid),
+                 time.perf_counter() - t0)
         return self._launch(to_run)
 
     def _resume(self, valid: list[sw.Job], rerun: bool) -> list[sw.Job]:
@@ -147,7 +159,7 @@ class SweepRun:
         parent_id = self._open_parent(len(to_run))
         concurrency = int(self.launcher.concurrency)
         slots = {job.label: concurrency or int(job.config.machine.max_workers) for job in to_run}
-        router = sw.LogRouter(self.sweep_dir)
+        router = self.router
         sweep = sw.Sweep(to_run, None, None, self.tracker, parent_id, self.sweep_tag, slots,
                          router)
         counts = sweep.counts
@@ -161,18 +173,23 @@ class SweepRun:
             logging.getLogger("parsl").propagate = False    # Parsl logs to its runinfo/
             if to_run:
                 sweep.dfk, sweep.parsl_error = self._start_parsl(to_run)
+            log.info("parsl started in %.2f s", time.monotonic() - t0)
             router.install()
             sw._ACTIVE = sweep
             bar = _bar(len(to_run), sweep, slots)
+            t1 = time.monotonic()
             for job in to_run:
                 returns[job.num] = self._start(job)
                 bar.redraw()
+            log.info("%d jobs handed to Parsl in %.2f s", len(to_run), time.monotonic() - t1)
             pending = [j.future for j in to_run if j.future is not None]
             while pending:
                 _, left = wait_futures(pending, timeout=0.25, return_when="FIRST_COMPLETED")
                 pending = list(left)
                 bar.redraw()
             bar.close()
+            log.info("all jobs done %.2f s after the first was handed over",
+                     time.monotonic() - t1)
         except KeyboardInterrupt:
             self._interrupted(sweep, to_run)
             raise SystemExit(130) from None
@@ -184,7 +201,6 @@ class SweepRun:
             sw._ACTIVE = None
             if sweep.dfk is not None:
                 sweep.dfk.cleanup()
-            router.close()
         self._close_parent(sweep, time.monotonic() - t0)
         return self._returns(returns)
 
