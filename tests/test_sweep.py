@@ -189,3 +189,28 @@ def test_the_basic_launcher_still_works(run_py: RunPy, store: Store) -> None:
            check=True)
     kids = store.runs("sleep")
     assert len(kids) == 2 and {r.info.status for r in kids} == {"FINISHED"}
+
+
+def test_sigterm_ends_the_sweep_killed_with_its_running_child(store: Store,
+                                                              tmp_path: Path) -> None:
+    argv = [sys.executable, str(ROOT / "run.py"), "-m", "bench=sleep",
+            "bench.params.seconds=30,31", "hydra.launcher.concurrency=1", *store.overrides(),
+            f"hydra.sweep.dir={tmp_path}/m"]
+    store.client().search_experiments()
+    driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=child_env(), cwd=tmp_path, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+            r.info.status == "RUNNING" for r in children(store)):
+        time.sleep(0.3)
+    time.sleep(1.0)     # the trial is running in a worker
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130, err
+    assert "interrupted [sweep run" in err
+    [kid] = children(store)                         # the second job never started
+    assert kid.info.status == "KILLED" and kid.data.tags["failure.kind"] == "interrupted"
+    [parent] = parents(store)
+    assert parent.info.status == "KILLED"
+    marker = ":".join(kid.data.tags[f"driver.{k}"] for k in ("host", "pid", "started"))
+    assert not _marked(marker)                      # Parsl's processes were stopped
