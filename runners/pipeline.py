@@ -40,12 +40,18 @@ class Submitter:
 
     def __init__(self, dfk: Any, label: str) -> None:
         self.dfk, self.label = dfk, label
+        self.submitted: list[tuple[str, Any]] = []    # (task name, AppFuture), for events
 
     def __call__(self, fn: Any, *args: Any) -> Any:
         if self.dfk is not None:
             from parsl import python_app
 
-            return python_app(fn, executors=[self.label], data_flow_kernel=self.dfk)(*args)
+            from runners.events import stamped
+
+            app = python_app(stamped, executors=[self.label], data_flow_kernel=self.dfk)
+            app_fut = app(fn, *args)
+            self.submitted.append((f"{fn.__name__}#{len(self.submitted)}", app_fut))
+            return app_fut
         fut: Future[Any] = Future()
         try:
             fut.set_result(fn(*[a.result() if isinstance(a, Future) else a for a in args]))
@@ -76,6 +82,15 @@ def log_stage(tracker: Any, run_id: str, res: StageResult) -> None:
     if res.tags:
         tracker.set_tags(run_id, res.tags)
     tracker.log_artifacts(run_id, res.logs, f"logs/{res.stage}")
+
+
+def log_events(tracker: Any, run_id: str, submit: Submitter, out_dir: Path) -> None:
+    """The task state transitions of the run, as the artifact ``events/events.csv``."""
+    from runners.events import write_events
+
+    path = write_events(submit.submitted, out_dir / "events.csv")
+    if path is not None:
+        tracker.log_artifacts(run_id, [str(path)], "events")
 
 
 def prepare(cfg: Any, submit: Submitter, logs: Path, out_dir: Path) -> tuple[list[Any], Any]:
@@ -121,9 +136,17 @@ def execute(cfg: Any, dfk: Any, tracker: Any, run_id: str, out_dir: Path,
             label: str | None = None, quiet: bool = False) -> dict[str, Any]:
     """Run the stages and trials on executor ``label`` (default: the machine's name),
     logging each result; return the summary.  ``quiet`` draws no progress bar."""
+    submit = Submitter(dfk, label or str(cfg.machine.name))
+    try:
+        return _execute(cfg, submit, tracker, run_id, out_dir, quiet)
+    finally:    # the task transitions, also when a stage failed
+        log_events(tracker, run_id, submit, out_dir)
+
+
+def _execute(cfg: Any, submit: Submitter, tracker: Any, run_id: str, out_dir: Path,
+             quiet: bool) -> dict[str, Any]:
     bench = cfg.bench
     logs = out_dir / "stages"
-    submit = Submitter(dfk, label or str(cfg.machine.name))
     waits, ready = prepare(cfg, submit, logs, out_dir)
     argvs = trial_argvs(cfg, "{env}")
     timeout = float(bench.timeout_s)

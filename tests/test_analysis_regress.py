@@ -356,3 +356,11 @@ def test_judge_frame_errors_and_empty() -> None:
     empty = judge_frame(df.iloc[:0], "value", ["metric"], "t")
     assert len(empty) == 0 and "status" in empty.columns
     assert set(Verdict("no change", "lower").to_dict()) <= set(empty.columns)
+
+
+def test_a_repeating_pattern_is_quantized_noise_not_all_outliers() -> None:
+    # differences that are equal up to rounding once made the noise ~1e-16, so every
+    # point looked like a spike and the series was "not enough data"
+    y = [1.0 + 0.001 * (i % 3) for i in range(20)] + [2.0 + 0.001 * (i % 3) for i in range(6)]
+    verdict = judge(y)
+    assert verdict.status == "regression" and not verdict.outliers

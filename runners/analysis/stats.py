@@ -263,12 +263,13 @@ def noise_level(y: npt.ArrayLike) -> float:
         return float(np.std(x, ddof=1)) if x.size == 2 else 0.0
     d = np.diff(x)
     dev = np.abs(d - np.median(d))
+    tiny = 1e-9 * max(float(np.max(np.abs(x))), 1e-300)   # rounding, not noise
     sigma = 1.4826 * float(np.median(dev)) / math.sqrt(2.0)
-    if sigma <= 0.0:
+    if sigma <= tiny:
         sigma = float(np.mean(dev)) * math.sqrt(math.pi / 2.0) / math.sqrt(2.0)
-    if sigma <= 0.0:
+    if sigma <= tiny:
         sigma = float(np.std(x, ddof=1))
-    return sigma
+    return sigma if sigma > tiny else 0.0
 
 
 def isolated_outliers(
