@@ -189,16 +189,19 @@ def crontab_lines(entries: list[str], project: Path, python: Path, log_dir: Path
         if not period.strip():
             raise ValueError(f"entry {entry!r} has an empty period; write PERIOD:OVERRIDES, "
                              "e.g. '6h:bench.ranks=1,2'")
+        nightly = overrides.strip().split(" ", 1)[0] == "nightly"
         try:
             fields = parse_period(period, minute=(index * STAGGER_MIN) % 60)
-            words = _overrides(overrides)
+            words = (shlex.split(overrides.strip()[len("nightly"):]) if nightly
+                     else _overrides(overrides))
         except ValueError as exc:
             raise ValueError(f"entry {index + 1} ({entry!r}): {exc}") from None
-        slug = _slug(period, index)
+        slug = ("nightly-" if nightly else "") + _slug(period, index)
         if slug in used:
             slug = f"{slug}-{index}"
         used.add(slug)
-        argv = [str(python), "run.py", "-m", "select=random", *words]
+        argv = ([str(python), "-m", "runners.cli", "nightly", *words] if nightly
+                else [str(python), "run.py", "-m", "select=random", *words])
         log = log_dir / f"cron-{slug}.log"
         command = (f"cd {q(str(project))} && mkdir -p {q(str(log_dir))} {q(str(lock.parent))}"
                    f" && flock -n {q(str(lock))} {' '.join(q(a) for a in argv)}"
@@ -237,6 +240,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     (no seed, so each draw differs). PERIOD is Nm (N divides 60), Nh (N divides 24),
     1d/daily or 1w/weekly (at 03:00, quiet hours), or a quoted 5-field cron expression.
     Entries start 20 minutes apart; flock -n skips a draw while the previous one runs.
+    An entry 'PERIOD:nightly ARGS' calls `bench nightly ARGS` instead.
     """
     project = Path(args.project)
     if args.python is not None:

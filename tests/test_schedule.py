@@ -259,3 +259,13 @@ def test_verb_bad_period_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.startswith("error: ")
     assert err.count("\n") == 1
     assert "7h" in err and "1d" in err
+
+
+def test_a_nightly_entry_calls_bench_nightly(tmp_path: Path) -> None:
+    [line] = crontab_lines(["1d:nightly --repo https://example.org/x.git --ref main"],
+                           tmp_path, tmp_path / "py", tmp_path / "logs")
+    argv = shlex.split(line.split(" ", 5)[5])
+    i = argv.index("runners.cli")
+    assert argv[i - 2:i + 6] == [str(tmp_path / "py"), "-m", "runners.cli", "nightly",
+                                 "--repo", "https://example.org/x.git", "--ref", "main"]
+    assert line.startswith("0 3 * * * ") and "cron-nightly-1d.log" in line
