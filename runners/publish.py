@@ -17,15 +17,24 @@ import io
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from runners.analysis.table import InputError, filter_where, parse_where, resolve_column
+from runners.gitplumb import (
+    GitError,
+    blobs,
+    commit_tree,
+    git,
+    git_out,
+    hash_files,
+    open_repo,
+    tip,
+    tree_of,
+)
 
 #: Tag and param keys whose values are never published (searched case-insensitively, also
 #: after splitting camelCase): the words as a part of a key, so ``env.API_TOKEN``,
@@ -42,12 +51,6 @@ MARKER_TEXT = b"bench-results 1\nRuns published by `bench publish` (hpc-bench-ru
 FORMAT = 1
 STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING", "SCHEDULED")
 SUMMARY_TAGS = ("machine", "fs")
-_GIT_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-             "GIT_COMMON_DIR", "GIT_PREFIX", "GIT_NAMESPACE")
-
-
-class GitError(RuntimeError):
-    """A git command failed unexpectedly."""
 
 
 def _run(work: Callable[[argparse.Namespace], str], args: argparse.Namespace) -> int:
@@ -60,79 +63,10 @@ def _run(work: Callable[[argparse.Namespace], str], args: argparse.Namespace) ->
     return 0
 
 
-def _git(repo: Path, *args: str, stdin: bytes | None = None, index: Path | None = None,
-         check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    """Run ``git -C repo args`` (an inherited GIT_DIR & co. are dropped; identity filled in)."""
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_VARS}
-    if index is not None:
-        env["GIT_INDEX_FILE"] = str(index)
-    if args[0] == "commit-tree":
-        for key, value in (("name", "bench publish"), ("email", "bench@localhost")):
-            got = subprocess.run(["git", "-C", str(repo), "config", f"user.{key}"], env=env,
-                                 capture_output=True, text=True, check=False).stdout.strip()
-            for who in ("AUTHOR", "COMMITTER"):
-                if not got and not env.get(f"GIT_{who}_{key.upper()}"):
-                    env[f"GIT_{who}_{key.upper()}"] = value
-    try:
-        proc = subprocess.run(["git", "-C", str(repo), *args], input=stdin, env=env,
-                              capture_output=True, check=False)
-    except FileNotFoundError:
-        raise InputError("git is not installed (no `git` on PATH); install git") from None
-    if check and proc.returncode != 0:
-        why = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
-        raise GitError(f"git {args[0]} failed in {repo}: {why}")
-    return proc
-
-
-def _out(repo: Path, *args: str, **kw: Any) -> str:
-    return _git(repo, *args, **kw).stdout.decode().strip()
-
-
-def open_repo(path: str) -> Path:
-    """The repository at ``path`` (a work tree or a bare repository); InputError if none."""
-    repo = Path(path)
-    if not repo.is_dir():
-        raise InputError(f"--repo {path} is not a directory; give the path of a git repository")
-    proc = _git(repo, "rev-parse", "--git-dir", check=False)
-    if proc.returncode != 0:
-        why = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise InputError(f"--repo {path} is not a git repository ({why[-1] if why else '?'}); "
-                         f"give a clone or run `git init {path}`")
-    return repo
-
-
-def _tip(repo: Path, ref: str) -> str | None:
-    proc = _git(repo, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
-    return proc.stdout.decode().strip() if proc.returncode == 0 else None
-
-
-def _tree(repo: Path, commit: str) -> dict[str, tuple[str, str, str]]:
-    """``{path: (mode, type, object)}`` of every file of a commit."""
-    out: dict[str, tuple[str, str, str]] = {}
-    for item in _git(repo, "ls-tree", "-r", "-z", "--full-tree", commit).stdout.split(b"\0"):
-        if item:
-            meta, path = item.decode(errors="surrogateescape").split("\t", 1)
-            mode, kind, obj = meta.split()
-            out[path] = (mode, kind, obj)
-    return out
-
-
 def _own(repo: Path, branch: str, commit: str, tree: Mapping[str, Any]) -> None:
     if MARKER not in tree:
         raise InputError(f"branch {branch} ({commit[:12]}) in {repo} has no {MARKER} file, so it "
                          "was not written by bench publish; choose another --branch")
-
-
-def _blobs(repo: Path, objects: Sequence[str]) -> list[bytes]:
-    """The contents of blobs, read with one ``git cat-file --batch``."""
-    out = _git(repo, "cat-file", "--batch", stdin="".join(f"{o}\n" for o in objects).encode())
-    data, pos, blobs = out.stdout, 0, []
-    for _ in objects:
-        end = data.index(b"\n", pos)
-        size = int(data[pos:end].split()[2])
-        blobs.append(data[end + 1:end + 1 + size])
-        pos = end + 2 + size
-    return blobs
 
 
 def redact(records: list[dict[str, Any]], patterns: Sequence[str] = ()) -> list[str]:
@@ -267,34 +201,6 @@ def _tree_files(report_dir: str | None) -> dict[str, tuple[str, bytes]]:
             ("100755" if os.access(p, os.X_OK) else "100644", p.read_bytes()) for p in files}
 
 
-def _hash(repo: Path, files: Mapping[str, tuple[str, bytes]]) -> dict[str, tuple[str, ...]]:
-    """Write the files as blobs (one ``hash-object``): ``{path: (mode, "blob", object)}``."""
-    with tempfile.TemporaryDirectory(prefix="bench-publish-") as tmp:
-        paths = [Path(tmp) / f"blob{i}" for i in range(len(files))]
-        for path, (_mode, data) in zip(paths, files.values(), strict=True):
-            path.write_bytes(data)
-        shas = _out(repo, "hash-object", "-w", "--no-filters", "--stdin-paths",
-                    stdin="".join(f"{p}\n" for p in paths).encode()).split()
-    return {p: (m, "blob", o) for (p, (m, _d)), o in zip(files.items(), shas, strict=True)}
-
-
-def _commit(repo: Path, ref: str, old: str | None, entries: Mapping[str, tuple[str, ...]],
-            message: str) -> str | None:
-    """Write the tree of entries (temporary index); commit and move ref unless unchanged."""
-    info = "".join(f"{m} {k} {o}\t{p}\0" for p, (m, k, o) in sorted(entries.items()))
-    with tempfile.TemporaryDirectory(prefix="bench-publish-") as tmp:
-        index = Path(tmp) / "index"
-        _git(repo, "update-index", "-z", "--index-info", index=index,
-             stdin=info.encode(errors="surrogateescape"))
-        tree = _out(repo, "write-tree", index=index)
-    if old is not None and tree == _out(repo, "rev-parse", f"{old}^{{tree}}"):
-        return None
-    parent = ["-p", old] if old else []
-    commit = _out(repo, "commit-tree", tree, *parent, "-F", "-", stdin=message.encode())
-    _git(repo, "update-ref", "-m", "bench publish", ref, commit, old or "")
-    return commit
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -323,25 +229,25 @@ def _publish(args: argparse.Namespace) -> str:
     branch = args.branch or (f"results/{machines[0]}" if len(machines) == 1 and machines[0]
                              else "results/all")
     ref = f"refs/heads/{branch}"
-    if branch.startswith("-") or _git(repo, "check-ref-format", ref, check=False).returncode:
+    if branch.startswith("-") or git(repo, "check-ref-format", ref, check=False).returncode:
         raise InputError(f"branch name {branch!r} is not valid in git; give --branch like "
                          "results/polaris")
-    worktrees = _out(repo, "worktree", "list", "--porcelain").splitlines()
+    worktrees = git_out(repo, "worktree", "list", "--porcelain").splitlines()
     if f"branch {ref}" in worktrees:
         raise InputError(f"branch {branch} is checked out in a work tree of {repo}; publishing "
                          "would change it under your files; check out another branch first")
-    old = _tip(repo, ref)
+    old = tip(repo, ref)
     entries: dict[str, tuple[str, ...]] = {}
     if old is not None:
-        entries = dict(_tree(repo, old))
+        entries = dict(tree_of(repo, old))
         _own(repo, branch, old, entries)
     files = {_record_path(r): ("100644", (json.dumps(r, indent=2, sort_keys=True) + "\n").encode())
              for r in records}
-    summary = _blobs(repo, [entries["summary.csv"][2]])[0] if "summary.csv" in entries else None
+    summary = blobs(repo, [entries["summary.csv"][2]])[0] if "summary.csv" in entries else None
     files["summary.csv"] = ("100644", summary_csv(summary, records))
     files[MARKER] = ("100644", MARKER_TEXT)
     files.update(report)
-    new = _hash(repo, files)
+    new = hash_files(repo, files)
     added = [r for r in records if _record_path(r) not in entries]
     changed = [r for r in records if entries.get(_record_path(r), new[_record_path(r)]) !=
                new[_record_path(r)]]
@@ -356,7 +262,7 @@ def _publish(args: argparse.Namespace) -> str:
     body = [f"{kind} {r['run_id']} {r['experiment']} {r['status']} {r['start_time']}"
             for kind, group in (("added", added), ("updated", changed)) for r in group]
     message = "\n\n".join(filter(None, [args.message, subject, "\n".join(body)])) + "\n"
-    commit = _commit(repo, ref, old, {**entries, **new}, message)
+    commit = commit_tree(repo, ref, old, {**entries, **new}, message)
     if commit is None:
         return (f"nothing new to publish: {branch} ({(old or '')[:12]}) already holds these "
                 f"{_plural(len(records), 'run')}")
@@ -378,10 +284,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def read_records(repo: Path, commit: str) -> list[dict[str, Any]]:
     """The run records of a results commit (``runs/**/*.json``), checked."""
-    tree = {p: e for p, e in _tree(repo, commit).items()
+    tree = {p: e for p, e in tree_of(repo, commit).items()
             if p.startswith("runs/") and p.endswith(".json") and e[1] == "blob"}
     records = []
-    for path, blob in zip(tree, _blobs(repo, [e[2] for e in tree.values()]), strict=True):
+    for path, blob in zip(tree, blobs(repo, [e[2] for e in tree.values()]), strict=True):
         try:
             rec = json.loads(blob)
             ok = (isinstance(rec["run_id"], str) and isinstance(rec["experiment"], str)
@@ -406,18 +312,18 @@ def _import(args: argparse.Namespace) -> str:
     repo = open_repo(args.repo)
     branch = args.branch
     if branch is None:
-        heads = _out(repo, "for-each-ref", "--format=%(refname:short)",
+        heads = git_out(repo, "for-each-ref", "--format=%(refname:short)",
                      "refs/heads/results/").split()
         if len(heads) != 1:
             raise InputError(f"{repo} has {len(heads)} results/* branches "
                              f"({', '.join(heads) or 'none'}); choose one with --branch")
         branch = heads[0]
-    commit = None if branch.startswith("-") else (_tip(repo, f"refs/heads/{branch}")
-                                                  or _tip(repo, branch))
+    commit = None if branch.startswith("-") else (tip(repo, f"refs/heads/{branch}")
+                                                  or tip(repo, branch))
     if commit is None:
         raise InputError(f"no branch {branch!r} in {repo}; give --branch results/MACHINE "
                          "(or origin/results/MACHINE after a fetch)")
-    _own(repo, branch, commit, _tree(repo, commit))
+    _own(repo, branch, commit, tree_of(repo, commit))
     records = read_records(repo, commit)
     tracker = Tracker(args.tracking_uri)
     known: dict[str, set[str]] = {}
