@@ -1,8 +1,9 @@
 """``bench report``: a static results folder (HTML page, plots, CSV data, summary PDF).
 
 The folder holds ``index.html`` (self-contained: inline CSS, no script, no external URL),
-``plots/<series>.png``, ``data/runs.csv``, ``data/verdicts.csv`` and ``summary.pdf``; copy it
-to any static host.  It is built beside the output folder and moved in at the end, so bad
+``plots/<machine--experiment--metric>.png`` (a figure per experiment and metric of each
+machine), ``data/runs.csv``, ``data/verdicts.csv`` and ``summary.pdf``; copy it to any
+static host.  It is built beside the output folder and moved in at the end, so bad
 input writes nothing and a failed build leaves the previous report as it was.
 """
 
@@ -103,28 +104,35 @@ def build(frame: Any, metrics: list[str], out: Path, title: str, pdf: bool,
     import pandas as pd
 
     from runners.report import page
-    from runners.report.pdf import PNG_DPI, PNG_SIZE, write_pdf, write_pngs
+    from runners.report.pdf import (
+        PNG_DPI,
+        PNG_SIZE,
+        drawn_series,
+        plot_names,
+        write_pdf,
+        write_pngs,
+    )
 
     series = page.series_table(frame, metrics)
     if series.empty:
         raise ReportError(f"no FINISHED run has a value of {', '.join(metrics)}")
     table = page.verdicts(series)
-    names = page.plot_names(table)
+    names, drawn = plot_names(table), drawn_series(table)
     failed = page.failures(frame)
     updated = pd.Timestamp.now(tz="UTC")
     commit, branch = page.newest_commit(frame), branch_of(root)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        write_pngs(series, table, names, stage / "plots")
+        figures = write_pngs(series, table, names, stage / "plots", drawn, failed)
         size = (round(PNG_SIZE[0] * PNG_DPI), round(PNG_SIZE[1] * PNG_DPI))
         text = page.render_html(table, names, failed, title=title, updated=updated,
                                 commit=commit, branch=branch, n_runs=len(frame),
-                                plot_size=size)
+                                plot_size=size, drawn=drawn)
         (stage / "index.html").write_text(text, encoding="utf-8")
         (stage / "data").mkdir()
         frame.to_csv(stage / "data" / "runs.csv", index=False)
-        table.assign(plot=[f"plots/{n}.png" for n in names]).to_csv(
+        table.assign(plot=[f"plots/{n}.png" for n in names], drawn=drawn).to_csv(
             stage / "data" / "verdicts.csv", index=False)
         pages = 0
         if pdf:
@@ -132,7 +140,7 @@ def build(frame: Any, metrics: list[str], out: Path, title: str, pdf: bool,
                        f"branch {branch or 'unknown'} · commit {commit[:12] or 'unknown'}",
                        f"{len(frame)} runs, {len(table)} series, {len(failed)} failed runs, "
                        f"{int((table['status'] == 'regression').sum())} regressions"]
-            pages = write_pdf(stage / "summary.pdf", series, table, heading)
+            pages = write_pdf(stage / "summary.pdf", table, heading, names, stage / "plots")
         out.mkdir(exist_ok=True)
         for entry in ENTRIES:
             old = out / entry
@@ -146,15 +154,16 @@ def build(frame: Any, metrics: list[str], out: Path, title: str, pdf: bool,
         shutil.rmtree(stage, ignore_errors=True)
     return {"series": len(table), "machines": table["machine"].nunique(),
             "regressions": int((table["status"] == "regression").sum()),
-            "failed": len(failed), "pages": pages}
+            "failed": len(failed), "pages": pages, "figures": len(figures)}
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write a static results folder: HTML page with plots, CSV data and a summary PDF.
 
-    One section per machine: a plot per series (experiment, metric, fs, config.hash) of the
-    value over time, failed runs marked with their failure kind, and a latest-vs-baseline
-    table with the regression verdicts. Default metrics: every *.median. The folder can be
+    One section per machine: a latest-vs-baseline table with the regression verdicts
+    (regressions first) and a figure per experiment and metric of the values over time, a
+    line per series (fs, config.hash; at most 8, regressions and longest first), failed
+    runs marked with their failure kind. Default metrics: every *.median. The folder can be
     copied to any static host; an existing folder is only replaced if it holds a previous
     report.
     """
@@ -173,7 +182,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     pdf = f", summary.pdf ({made['pages']} pages)" if args.pdf else ""
-    print(f"report: {out / 'index.html'}: {made['series']} series on {made['machines']} "
+    print(f"report: {out / 'index.html'}: {made['series']} series in {made['figures']} "
+          f"figure(s) on {made['machines']} "
           f"machine(s), {made['regressions']} regression(s), {made['failed']} failed run(s)"
           f"{pdf} in {time.perf_counter() - started:.1f} s")
     return 0

@@ -298,11 +298,13 @@ class Tracker:
 
     @_locked
     def runs_table(self, experiments: list[str] | None, status: str | None = None,
-                   since_ms: int | None = None, max_runs: int = 100000) -> Any:
+                   since_ms: int | None = None, max_runs: int = 100000,
+                   bulk: bool = True) -> Any:
         """Runs of some experiments as a wide DataFrame, one row per run.
 
-        Read in pages of 1000 with ``search_runs``.  Sweep parent runs (tag ``sweep.id``
-        without ``mlflow.parentRunId``) are left out: they measure nothing themselves.
+        A SQL store (SQLite, PostgreSQL) is read in bulk with four queries; other stores in
+        pages of 1000 with ``search_runs``.  Sweep parent runs (tag ``sweep.id`` without
+        ``mlflow.parentRunId``) are left out: they measure nothing themselves.
 
         Parameters
         ----------
@@ -315,6 +317,8 @@ class Tracker:
             Only runs started at or after this time (milliseconds since the epoch).
         max_runs : int
             At most this many runs, the newest ones.
+        bulk : bool
+            Read a SQL store in bulk (False: through ``search_runs``, as other stores).
 
         Returns
         -------
@@ -340,6 +344,10 @@ class Tracker:
             raise ValueError(f"max_runs must be >= 1, got {max_runs}")
         ids = self.experiment_ids(experiments)
         name_of = {i: n for n, i in ids.items()}
+        client = getattr(self.client, "_tracking_client", None)
+        engine = getattr(getattr(client, "store", None), "engine", None)
+        if bulk and engine is not None and ids:     # a SQL store: read it in bulk, ~20x faster
+            return _runs_table_sql(engine, name_of, status, since_ms, max_runs)
         clauses = []
         if status is not None:
             clauses.append(f"attributes.status = '{status}'")
@@ -456,6 +464,54 @@ class Tracker:
         if status != "RUNNING":
             self.client.set_terminated(run_id, status=status, end_time=end_ms)
         return run_id
+
+
+def _runs_table_sql(engine: Any, name_of: dict[str, str], status: str | None,
+                    since_ms: int | None, max_runs: int) -> Any:
+    """:meth:`Tracker.runs_table` read straight from MLflow's SQL schema (runs, tags,
+    params, latest_metrics): one query per table instead of an ORM object per value."""
+    import pandas as pd
+    from sqlalchemy import text
+
+    where = ["lifecycle_stage = 'active'",
+             f"experiment_id IN ({', '.join(str(int(i)) for i in name_of)})",
+             "(run_uuid NOT IN (SELECT run_uuid FROM tags WHERE key = 'sweep.id') OR run_uuid "
+             "IN (SELECT run_uuid FROM tags WHERE key = 'mlflow.parentRunId'))"]   # no parents
+    bind: dict[str, Any] = {}
+    if status is not None:
+        where.append("status = :status")
+        bind["status"] = status
+    if since_ms is not None:
+        where.append("start_time >= :since")
+        bind["since"] = int(since_ms)
+    chosen = (f"SELECT run_uuid FROM runs WHERE {' AND '.join(where)} "
+              f"ORDER BY start_time DESC LIMIT {int(max_runs)}")
+    with engine.connect() as conn:
+        runs = pd.read_sql_query(text(
+            "SELECT run_uuid AS run_id, experiment_id, status, start_time, end_time FROM runs "
+            f"WHERE run_uuid IN ({chosen})"), conn, params=bind)
+        long = {kind: pd.read_sql_query(text(
+            f"SELECT run_uuid, key, value{', is_nan' if kind == 'metric' else ''} FROM {table} "
+            f"WHERE run_uuid IN ({chosen})"), conn, params=bind)
+            for kind, table in (("param", "params"), ("tag", "tags"),
+                                ("metric", "latest_metrics"))}
+    metrics = long["metric"]
+    metrics.loc[metrics["is_nan"].astype(bool), "value"] = float("nan")
+    wide = [runs.set_index("run_id")]
+    for kind in ("param", "tag", "metric"):
+        table = long[kind].pivot(index="run_uuid", columns="key", values="value")
+        wide.append(table.rename(columns=lambda k, kind=kind: f"{kind}.{k}"))
+    frame = pd.concat(wide, axis=1, join="outer").loc[runs["run_id"]].reset_index(
+        names="run_id")
+    frame["experiment"] = frame["experiment_id"].astype(str).map(name_of)
+    frame = frame.sort_values("start_time", kind="stable").reset_index(drop=True)
+    for col in ("start_time", "end_time"):
+        frame[col] = pd.to_datetime(pd.to_numeric(frame[col]), unit="ms", utc=True)
+    groups = {k: sorted(c for c in frame.columns if c.startswith(f"{k}."))
+              for k in ("param", "tag", "metric")}
+    frame[groups["metric"]] = frame[groups["metric"]].astype("float64")
+    base = ["run_id", "experiment", "status", "start_time", "end_time"]
+    return frame[[*base, *groups["param"], *groups["tag"], *groups["metric"]]]
 
 
 def versions() -> dict[str, str]:

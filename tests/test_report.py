@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from runners.report import page
+from runners.report.pdf import plot_names
 from runners.report_cli import add_parser
 from runners.tracking import Tracker
 
@@ -222,7 +223,7 @@ def test_series_table_gaps_and_default_metrics(report: Report) -> None:
     gaps = series[series["value"].isna()]
     assert len(gaps) == 2 and set(gaps["failure"]) == {"timeout"}
     assert set(gaps["machine"]) == {"aurora"}
-    names = page.plot_names(page.verdicts(series))
+    names = plot_names(page.verdicts(series))
     assert len(set(names)) == 4 and all("/" not in n for n in names)
 
 
@@ -243,7 +244,7 @@ def test_series_table_pure() -> None:
     table = page.verdicts(series)
     assert list(table["n_failed"]) == [0, 1] and list(table["status"]) == ["not enough data"] * 2
     assert list(table["last_status"]) == ["FINISHED", "FINISHED"]
-    html = page.render_html(table, page.plot_names(table), page.failures(frame), title="<T>",
+    html = page.render_html(table, plot_names(table), page.failures(frame), title="<T>",
                             updated=t[0], commit="", branch=None, n_runs=len(frame))
     assert "<title>&lt;T&gt;</title>" in html and "commit <code title=\"\">unknown</code>" in html
     assert html.count("<img ") == 2 and "Machine: m1" in html and "Machine: -" in html
@@ -371,3 +372,45 @@ def test_refuses_foreign_folder(report: Report, tmp_path: Path,
     afile.write_text("x")
     assert bench("--output", str(afile), "--tracking-uri", report.uri) == 2
     assert "is a file" in one_error(capsys)
+
+
+def test_many_one_point_series_one_figure_per_metric(tmp_path: Path) -> None:
+    """A sweep (every run its own config): a figure per (machine, experiment, metric)."""
+    import subprocess as sp
+
+    from runners.report.pdf import MAX_LINES, PDF_ROWS, PDF_TABLE_PAGES
+    from runners.report_cli import build
+
+    n = 150                                          # per machine, each its own config.hash
+    t = pd.to_datetime([T0 + k * 60_000 for k in range(2 * n)], unit="ms", utc=True)
+    status = ["FAILED" if k % 50 == 7 else "FINISHED" for k in range(2 * n)]
+    frame = pd.DataFrame({
+        "run_id": [f"r{k:04d}" for k in range(2 * n)], "experiment": EXP, "status": status,
+        "start_time": t, "end_time": t, "tag.machine": ["m1", "m2"] * n, "tag.fs": "tmpfs",
+        "tag.config.hash": [f"{k:016x}" for k in range(2 * n)],
+        "tag.failure.kind": ["timeout" if s == "FAILED" else None for s in status],
+        "metric.a.median": np.linspace(1.0, 2.0, 2 * n),
+        "metric.b.median": np.linspace(5.0, 3.0, 2 * n)})
+    frame.loc[frame["status"] == "FAILED", ["metric.a.median", "metric.b.median"]] = np.nan
+    out = tmp_path / "site"
+    made = build(frame, ["a.median", "b.median"], out, "Sweep", True, tmp_path)
+    finished = int((frame["status"] == "FINISHED").sum())
+    assert made["series"] == 2 * finished and made["figures"] == 4      # 2 machines x 2 metrics
+    plots = sorted(p.name for p in (out / "plots").iterdir())
+    assert plots == [f"{m}--{EXP}--{x}.median.png" for m in ("m1", "m2") for x in "ab"]
+    text, html = parsed(out)
+    assert len(html.images) == 4 and all(img.get("alt") for img in html.images)
+    assert text.count("more series as grey dots only") == 4
+    assert html.headings.count("Latest vs baseline") == 2
+    assert "the first 200 of" in text and 'href="data/verdicts.csv"' in text
+    assert text.count('<td class="verdict"') == 2 * 200              # the capped tables
+    table = pd.read_csv(out / "data" / "verdicts.csv")
+    assert len(table) == 2 * finished                            # every series in the data
+    assert table.groupby("plot")["drawn"].sum().max() == MAX_LINES
+    assert set(table["plot"]) == {f"plots/{p}" for p in plots}
+    info = shutil.which("pdfinfo")
+    if info:
+        pages = sp.run([info, str(out / "summary.pdf")], capture_output=True, text=True,
+                       timeout=60).stdout
+        assert re.search(rf"Pages:\s+{PDF_TABLE_PAGES + 2}\n", pages)   # capped table + 2
+    assert made["pages"] == PDF_TABLE_PAGES + 2 and 2 * finished > PDF_TABLE_PAGES * PDF_ROWS

@@ -4,8 +4,9 @@ A *series* is one metric of one (machine, experiment, fs, ``config.hash``), orde
 start time.  Its FINISHED runs are the points; its FAILED and KILLED runs are gaps that
 carry their ``failure.kind``.  :func:`verdicts` judges each series with
 :func:`runners.analysis.regress.judge_frame`; :func:`render_html` turns the verdicts
-into one self-contained page (inline CSS, no script, no external URL) whose images are
-``plots/<name>.png`` beside it.
+into one self-contained page (inline CSS, no script, no external URL) with one figure
+``plots/<name>.png`` per (machine, experiment, metric), a line per series (at most
+:data:`runners.report.pdf.MAX_LINES`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 
 #: Columns that identify a series, in the order of the tables.
 SERIES_KEYS = ("machine", "experiment", "metric", "fs", "config_hash")
+#: Columns that identify a figure: one per group, with a line per series.
+FIGURE_KEYS = ("machine", "experiment", "metric")
+#: Rows of the latest-vs-baseline table of a machine on the page (all in verdicts.csv).
+MAX_TABLE_ROWS = 200
 #: Series keys read from run tags.
 SERIES_TAGS = {"machine": "tag.machine", "fs": "tag.fs", "config_hash": "tag.config.hash"}
 #: Run statuses drawn as gaps (a run that did not measure).
@@ -196,21 +201,11 @@ def verdicts(series: pd.DataFrame, **options: Any) -> pd.DataFrame:
     return out.drop(columns="fallback")
 
 
-def plot_names(table: pd.DataFrame) -> list[str]:
-    """A unique file stem per row of a verdicts table (``machine--experiment--metric...``)."""
-    names: list[str] = []
-    seen: set[str] = set()
-    for row in table[list(SERIES_KEYS)].itertuples(index=False, name=None):
-        machine, experiment, metric, fs, config = (str(v) for v in row)
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_",
-                      "--".join([machine, experiment, metric, fs, config[:10]]))[:150]
-        name, k = stem, 1
-        while name.lower() in seen:
-            k += 1
-            name = f"{stem}-{k}"
-        seen.add(name.lower())
-        names.append(name)
-    return names
+def worst_first(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a verdicts table: regressions first, then most points, then newest (stable)."""
+    order = table.assign(_ok=table["status"] != "regression")
+    return order.sort_values(["_ok", "n_points", "newest_time"], ascending=[True, False, False],
+                             kind="stable").drop(columns="_ok")
 
 
 def failures(frame: pd.DataFrame) -> pd.DataFrame:
@@ -295,29 +290,52 @@ _HEAD = ("<tr><th>experiment</th><th>metric</th><th>fs</th><th>config</th><th>ne
          "<th>points / failed</th><th>last run</th></tr>")
 
 
+def _figures(rows: pd.DataFrame, width: int, height: int) -> list[str]:
+    """The ``<figure>`` of each (experiment, metric) of one machine's verdict rows."""
+    e = html.escape
+    out = ['<h3>History</h3><div class="plots">']
+    for stem, group in rows.groupby("plot", sort=False):
+        first = group.iloc[0]
+        drawn = int(group["drawn"].sum())
+        n_bad = int((group["status"] == "regression").sum())
+        bad = f", {n_bad} regression(s)" if n_bad else ""
+        alt = (f"{first.metric} of {first.experiment} on {first.machine} over time: "
+               f"{drawn} series drawn{bad}")
+        left = len(group) - drawn
+        note = (f" · {left} more series as grey dots only (fewer points; in the table and "
+                '<a href="data/verdicts.csv">data/verdicts.csv</a>)' if left else "")
+        out.append(f'<figure id="{e(str(stem))}"><img src="plots/{e(str(stem))}.png" '
+                   f'alt="{e(alt)}" width="{width}" height="{height}">'
+                   f"<figcaption>{e(first.experiment)} · {e(first.metric)} · "
+                   f"{drawn} of {len(group)} series{e(bad)}{note}</figcaption></figure>")
+    out.append("</div>")
+    return out
+
+
 def render_html(table: pd.DataFrame, plots: Sequence[str], failed: pd.DataFrame, *,
                 title: str, updated: Any, commit: str, branch: str | None,
-                n_runs: int, plot_size: tuple[int, int] = (640, 360)) -> str:
-    """The results page: one section per machine with its table and its plots.
+                n_runs: int, plot_size: tuple[int, int] = (640, 360),
+                drawn: Sequence[bool] | None = None, max_rows: int = MAX_TABLE_ROWS) -> str:
+    """The results page: one section per machine with its table and its figures.
 
     Parameters
     ----------
     table : pandas.DataFrame
         The verdicts of :func:`verdicts`.
     plots : sequence of str
-        The file stem of each row's plot (``plots/<stem>.png``), aligned with ``table``.
+        The figure stem of each row (``plots/<stem>.png``, see :func:`plot_names`).
     failed : pandas.DataFrame
         The failed runs of :func:`failures` (the newest 10 per machine are listed).
-    title : str
-        Page title.
-    updated : pandas.Timestamp
-        When the report was made (UTC).
-    commit, branch : str
-        The newest runs' commit and the checkout's branch (``""``/None when unknown).
-    n_runs : int
-        Runs read from the store.
+    title, updated, commit, branch, n_runs
+        Page title, when the report was made (UTC), the newest runs' commit and the
+        checkout's branch (``""``/None when unknown), runs read from the store.
     plot_size : tuple of int
         Width and height of the PNGs in pixels.
+    drawn : sequence of bool, optional
+        Whether each row is a line of its figure (default: all; see
+        :func:`runners.report.pdf.drawn_series`).
+    max_rows : int
+        Rows of a machine's table (regressions first); the rest is in data/verdicts.csv.
 
     Returns
     -------
@@ -326,7 +344,8 @@ def render_html(table: pd.DataFrame, plots: Sequence[str], failed: pd.DataFrame,
     """
     e = html.escape
     width, height = plot_size
-    table = table.assign(plot=list(plots))
+    table = table.assign(plot=list(plots),
+                         drawn=[True] * len(table) if drawn is None else list(drawn))
     machines = sorted(set(table["machine"]) | set(failed["machine"]))
     bad = table[table["status"] == "regression"]
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -347,27 +366,29 @@ def render_html(table: pd.DataFrame, plots: Sequence[str], failed: pd.DataFrame,
     out.append("</ul>")
     if len(bad):
         out.append("<p>Regressions:</p><ul>")
-        for r in bad.itertuples(index=False):
+        for r in bad.head(max_rows).itertuples(index=False):
             out.append(f'<li><a href="#{e(r.plot)}">{e(r.machine)} · {e(r.experiment)} · '
-                       f"{e(r.metric)} · {e(r.fs)}</a>: {_num(r.effect, pct=True)} "
-                       f"({e(str(r.reason))})</li>")
+                       f"{e(r.metric)} · {e(r.fs)} · {e(str(r.config_hash)[:7])}</a>: "
+                       f"{_num(r.effect, pct=True)} ({e(str(r.reason))})</li>")
+        if len(bad) > max_rows:
+            out.append(f"<li>... {len(bad) - max_rows} more in "
+                       '<a href="data/verdicts.csv">data/verdicts.csv</a></li>')
         out.append("</ul>")
     out.append("</nav>")
     for m in machines:
         rows = table[table["machine"] == m]
         out.append(f'<section id="{e(_machine_id(m))}"><h2>Machine: {e(m)}</h2>')
         if len(rows):
-            out.append(f"<h3>Latest vs baseline</h3><table>{_HEAD}")
-            out += [_row(r, r.plot) for r in rows.itertuples(index=False)]
-            out.append('</table><h3>History</h3><div class="plots">')
-            for r in rows.itertuples(index=False):
-                alt = (f"{r.metric} of {r.experiment} on {r.machine} (fs {r.fs}) over time: "
-                       f"{r.status}")
-                out.append(f'<figure id="{e(r.plot)}"><img src="plots/{e(r.plot)}.png" '
-                           f'alt="{e(alt)}" width="{width}" height="{height}">'
-                           f"<figcaption>{e(r.experiment)} · {e(r.metric)} · fs {e(r.fs)} · "
-                           f"config {e(str(r.config_hash)[:10])}</figcaption></figure>")
-            out.append("</div>")
+            out.append("<h3>Latest vs baseline</h3>")
+            if len(rows) > max_rows:
+                out.append(f'<p class="meta">the first {max_rows} of {len(rows)} series '
+                           "(regressions first, then most points); all of them are in "
+                           '<a href="data/verdicts.csv">data/verdicts.csv</a></p>')
+            out.append(f"<table>{_HEAD}")
+            shown = worst_first(rows).head(max_rows)
+            out += [_row(r, r.plot) for r in shown.itertuples(index=False)]
+            out.append("</table>")
+            out += _figures(rows, width, height)
         gone = failed[failed["machine"] == m].head(10)
         if len(gone):
             out.append("<h3>Failed runs (newest first)</h3><table><tr><th>start</th>"
