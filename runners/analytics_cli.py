@@ -70,7 +70,7 @@ def cmd_analytics(args: argparse.Namespace) -> int:
     db = local_store_paths(args.tracking_uri)
     if db is not None and not db.exists():
         return _fail(f"no store at {db}; run `python run.py` first or pass --tracking-uri")
-    tracker = Tracker(args.tracking_uri)
+    tracker = Tracker(args.tracking_uri, lazy=True)
     if args.run_id:
         run_ids, title = [args.run_id], f"run {args.run_id[:12]}"
     else:

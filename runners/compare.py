@@ -82,7 +82,7 @@ def _load(args: argparse.Namespace, status: str | None,
     experiments = None
     if args.experiment:
         experiments = [name for item in args.experiment for name in parse_list(item)] or None
-    tracker = Tracker(args.tracking_uri)
+    tracker = Tracker(args.tracking_uri, lazy=True)
     try:
         frame = tracker.runs_table(experiments, status=status,
                                    since_ms=None if since is None else since.value // 10**6)

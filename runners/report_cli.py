@@ -78,7 +78,7 @@ def load(uri: str, experiments: list[str] | None, metrics: list[str] | None) -> 
     if db is not None and not db.is_file():
         raise ReportError(f"no store at {db}; run `python run.py` first or pass "
                           "--tracking-uri sqlite:///PATH/mlflow.db")
-    tracker = Tracker(uri)
+    tracker = Tracker(uri, lazy=True)
     try:
         frame = tracker.runs_table(experiments)
     except ValueError as exc:

@@ -91,20 +91,33 @@ class Tracker:
         Local directory for artifacts of new experiments ('' = the server's default).
     """
 
-    def __init__(self, uri: str, artifact_root: str = "") -> None:
-        db = local_store_paths(uri)
+    def __init__(self, uri: str, artifact_root: str = "", lazy: bool = False) -> None:
+        self.uri = uri
+        self.artifact_root = artifact_root
+        self._client: Any = None
+        if not lazy:
+            self._client = self._connect()
+        self.lock = threading.RLock()
+        self.closed: set[str] = set()       # runs this tracker ended: their status is final
+        self._experiments: dict[str, str] = {}
+
+    def _connect(self) -> Any:
+        db = local_store_paths(self.uri)
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
         from mlflow import MlflowClient
 
-        self.uri = uri
-        self.artifact_root = artifact_root
-        self.client = MlflowClient(tracking_uri=uri)
+        client = MlflowClient(tracking_uri=self.uri)
         if db is not None:
-            _sqlite_wal(self.client)
-        self.lock = threading.RLock()
-        self.closed: set[str] = set()       # runs this tracker ended: their status is final
-        self._experiments: dict[str, str] = {}
+            _sqlite_wal(client)
+        return client
+
+    @property
+    def client(self) -> Any:
+        """The MlflowClient (made on first use when the tracker was made ``lazy``)."""
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
 
     @_locked
     def experiment_id(self, name: str) -> str:
@@ -342,12 +355,13 @@ class Tracker:
             raise ValueError(f"unknown run status {status!r}; use one of {', '.join(statuses)}")
         if max_runs < 1:
             raise ValueError(f"max_runs must be >= 1, got {max_runs}")
+        engine = _sql_engine(self.uri) if bulk else None
+        if engine is not None:     # a SQL store: read it in bulk, without MLflow's ORM
+            name_of = {i: n for n, i in _sql_experiment_ids(engine, experiments).items()}
+            if name_of:
+                return _runs_table_sql(engine, name_of, status, since_ms, max_runs)
         ids = self.experiment_ids(experiments)
         name_of = {i: n for n, i in ids.items()}
-        client = getattr(self.client, "_tracking_client", None)
-        engine = getattr(getattr(client, "store", None), "engine", None)
-        if bulk and engine is not None and ids:     # a SQL store: read it in bulk, ~20x faster
-            return _runs_table_sql(engine, name_of, status, since_ms, max_runs)
         clauses = []
         if status is not None:
             clauses.append(f"attributes.status = '{status}'")
@@ -464,6 +478,36 @@ class Tracker:
         if status != "RUNNING":
             self.client.set_terminated(run_id, status=status, end_time=end_ms)
         return run_id
+
+
+_ENGINES: dict[str, Any] = {}
+
+
+def _sql_engine(uri: str) -> Any:
+    """A SQLAlchemy engine on a SQL store's URI (None for other stores, e.g. http://)."""
+    if not uri.startswith(("sqlite:///", "postgresql", "mysql", "mssql")):
+        return None
+    if uri not in _ENGINES:
+        from sqlalchemy import create_engine
+
+        _ENGINES[uri] = create_engine(uri)
+    return _ENGINES[uri]
+
+
+def _sql_experiment_ids(engine: Any, names: list[str] | None) -> dict[str, str]:
+    """:meth:`Tracker.experiment_ids` by one query on a SQL store."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        found = {str(n): str(i) for i, n in conn.execute(text(
+            "SELECT experiment_id, name FROM experiments WHERE lifecycle_stage = 'active'"))}
+    if names is None:
+        return dict(sorted(found.items()))
+    unknown = [n for n in names if n not in found]
+    if unknown:
+        valid = ", ".join(sorted(found)) or "none yet"
+        raise ValueError(f"no experiment {', '.join(map(repr, unknown))}; experiments: {valid}")
+    return {n: found[n] for n in dict.fromkeys(names)}
 
 
 def _runs_table_sql(engine: Any, name_of: dict[str, str], status: str | None,

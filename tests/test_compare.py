@@ -174,7 +174,7 @@ class _FakeClient:
 def test_runs_table_reads_every_page() -> None:
     client = _FakeClient()
     tracker: Any = Tracker.__new__(Tracker)
-    tracker.client, tracker.lock = client, threading.RLock()
+    tracker._client, tracker.lock, tracker.uri = client, threading.RLock(), "http://fake"
     frame = tracker.runs_table(None, status="FINISHED", since_ms=5)
     assert len(frame) == 2500 - 25
     assert [c["max_results"] for c in client.calls] == [1000, 1000, 1000]
