@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runners.entry import ConfigError
 from runners.pipeline import execute
-from runners.resume import driver_tags, mark_children, reap_stale
+from runners.resume import driver_tags, mark_children, parsl_pids, reap_stale
 from runners.stages import StageError
 from runners.validate import preflight, validate
 
@@ -154,7 +154,8 @@ def run_experiment(cfg: DictConfig) -> Any:
     try:
         tracker, experiment_id = open_tracker(cfg)
         reap_stale(tracker, [experiment_name(cfg)], "a run of the same experiment")
-        run_id = open_run(cfg, tracker, out_dir)
+        run_id = open_run(cfg, tracker, out_dir,
+                          extra_tags={"driver.parsl_pids": parsl_pids(dfk)} if dfk else None)
         summary = close_run(cfg, dfk, tracker, run_id, out_dir, parsl_error)
     finally:
         if dfk is not None:

@@ -37,6 +37,40 @@ def mark_children() -> None:
                                                    "driver.started"))
 
 
+def parsl_pids(dfk: Any) -> str:
+    """``pid@start,…`` of the DataFlowKernel's interchange processes (tag ``driver.parsl_pids``).
+
+    The interchange renames itself (setproctitle), which wipes its environment and so the
+    ``BENCH_DRIVER`` marker; it is found by pid and start time instead.
+    """
+    out = []
+    for executor in getattr(dfk, "executors", {}).values():
+        proc = getattr(executor, "interchange_proc", None)
+        pid = getattr(proc, "pid", None)
+        if pid:
+            try:
+                out.append(f"{pid}@{psutil.Process(pid).create_time():.2f}")
+            except psutil.Error:
+                continue
+    return ",".join(out)
+
+
+def kill_listed(listed: str) -> int:
+    """Kill the ``pid@start`` processes of :func:`parsl_pids` that still run (same start)."""
+    from runners.measure import kill_tree
+
+    killed = 0
+    for item in filter(None, listed.split(",")):
+        pid, _, start = item.partition("@")
+        try:
+            if abs(psutil.Process(int(pid)).create_time() - float(start)) < 1.0:
+                kill_tree(int(pid))
+                killed += 1
+        except (psutil.Error, ValueError):
+            continue
+    return killed
+
+
 def driver_alive(tags: dict[str, str]) -> bool | None:
     """Whether the driver named by a run's tags still runs (None: another host, or unknown).
 
@@ -96,6 +130,7 @@ def reap_stale(tracker: Any, experiments: list[str], found_by: str) -> list[str]
                              f"closing this run; marked KILLED at the next start by {found_by}",
                              status="KILLED")
             dead_markers.add(f"{tags.get('driver.host')}:{pid}:{tags.get('driver.started')}")
+            kill_listed(tags.get("driver.parsl_pids", ""))
             ended.append(run_id)
     for marker in dead_markers:
         n = kill_orphans(marker)

@@ -173,6 +173,10 @@ class SweepRun:
             logging.getLogger("parsl").propagate = False    # Parsl logs to its runinfo/
             if to_run:
                 sweep.dfk, sweep.parsl_error = self._start_parsl(to_run)
+            if sweep.dfk is not None:
+                from runners.resume import parsl_pids
+
+                self.tracker.set_tags(parent_id, {"driver.parsl_pids": parsl_pids(sweep.dfk)})
             log.info("parsl started in %.2f s", time.monotonic() - t0)
             router.install()
             sw._ACTIVE = sweep

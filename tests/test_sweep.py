@@ -120,7 +120,11 @@ def test_sigkill_mid_sweep_then_the_same_sweep_finishes_and_marks_stale_runs_kil
     tags = children(store)[0].data.tags
     assert tags["driver.pid"] == str(driver.pid)
     marker = ":".join(tags[f"driver.{k}"] for k in ("host", "pid", "started"))
-    assert _marked(marker)       # its interchange and workers carry the marker
+    assert _marked(marker)       # its workers carry the marker
+    [parent0] = parents(store)
+    listed = parent0.data.tags["driver.parsl_pids"]       # and its interchange is listed
+    interchange = int(listed.split("@")[0])
+    assert "interchange" in " ".join(psutil.Process(interchange).cmdline())
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     stale = [r.info.run_id for r in store.runs("sleep") if r.info.status == "RUNNING"]
@@ -136,6 +140,7 @@ def test_sigkill_mid_sweep_then_the_same_sweep_finishes_and_marks_stale_runs_kil
             if r.info.status == "FINISHED"}
     assert done == {2.0, 2.01, 2.02, 2.03}
     assert not _marked(marker)              # what the killed driver left was stopped
+    assert not psutil.pid_exists(interchange) or psutil.Process(interchange).status() == "zombie"
 
 
 def test_select_random_with_a_seed_is_reproducible(run_py: RunPy, store: Store) -> None:
