@@ -16,6 +16,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from runners.analysis.series import direction_column
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -32,7 +34,6 @@ GAP_STATUSES = ("FAILED", "KILLED")
 #: Latest window of ``judge`` without a step: the baseline is all but these last points.
 LATEST = 3
 #: Statistics that keep the better direction of their base metric (spreads: lower).
-DIRECTED_STATS = ("median", "mean", "min", "max")
 #: Marks the pages this module wrote: ``bench report`` only replaces a folder holding one.
 GENERATOR = "bench report"
 MISSING = "-"
@@ -78,16 +79,6 @@ def resolve_metrics(frame: pd.DataFrame, names: Sequence[str]) -> list[str]:
         what = ", ".join(map(repr, unknown)) or "no name"
         raise ValueError(f"no metric {what} in these runs; metrics: {listing}")
     return list(dict.fromkeys(wanted))
-
-
-def direction_column(frame: pd.DataFrame, metric: str) -> str | None:
-    """The ``tag.direction.<metric>`` column (or that of its base metric) if any."""
-    if f"tag.direction.{metric}" in frame.columns:
-        return f"tag.direction.{metric}"
-    base, _, stat = metric.rpartition(".")
-    if base and stat in DIRECTED_STATS and f"tag.direction.{base}" in frame.columns:
-        return f"tag.direction.{base}"
-    return None
 
 
 def series_table(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
