@@ -46,19 +46,22 @@ def build(machine: Any, run_dir: str, fs_name: str | None = None) -> Config:
     -------
     parsl.config.Config
     """
+    from parsl_configs.retry import apply
+
     scheduler = str(machine.scheduler)
+    retries = int(getattr(machine, "retries", 0))
     if scheduler == "local":
         from parsl_configs import local
 
-        return local.config_for(machine, run_dir)
+        return apply(local.config_for(machine, run_dir), retries)
     if scheduler in ("slurm", "pbspro", "cobalt"):
         from parsl_configs import batch
 
-        return batch.config_for(machine, run_dir, fs_name)
+        return apply(batch.config_for(machine, run_dir, fs_name), retries)
     if scheduler == "kubernetes":
         from parsl_configs import kubernetes
 
-        return kubernetes.config_for(machine, run_dir)
+        return apply(kubernetes.config_for(machine, run_dir), retries)
     raise ValueError(f"no Parsl config for scheduler {scheduler!r}; "
                      "valid: local, slurm, pbspro, cobalt, kubernetes")
 
@@ -79,12 +82,15 @@ def build_many(targets: list[tuple[str, Any, str | None]], run_dir: str) -> Conf
     """
     from parsl.config import Config
 
-    executors, period = [], 5.0
+    from parsl_configs.retry import apply
+
+    executors, period, retries = [], 5.0, 0
     for label, machine, fs_name in targets:
+        retries = max(retries, int(getattr(machine, "retries", 0)))
         one = build(machine, run_dir, fs_name)
         for executor in one.executors:
             executor.label = label
             executors.append(executor)
         period = min(period, float(one.strategy_period))
-    return Config(executors=executors, run_dir=run_dir, strategy_period=period,
-                  usage_tracking=0, initialize_logging=True)
+    return apply(Config(executors=executors, run_dir=run_dir, strategy_period=period,
+                        usage_tracking=0, initialize_logging=True), retries)

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--experiment", default="mpi4py_import")
     runs.add_argument("--limit", type=int, default=20)
     runs.set_defaults(func=cmd_runs)
-    from runners import analytics_cli, compare, nightly, publish, report_cli, schedule
+    from runners import analytics_cli, compare, nightly, publish, report_cli, schedule, sync_cli
 
     compare.add_parser(verbs)
     report_cli.add_parser(verbs)
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_parser(verbs)
     nightly.add_parser(verbs)
     schedule.add_parser(verbs)
+    sync_cli.add_parser(verbs)
     return parser
 
 

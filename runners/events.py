@@ -78,3 +78,15 @@ def write_events(submitted: list[tuple[str, Any]], path: Path) -> Path | None:
         writer.writeheader()
         writer.writerows(sorted(rows, key=lambda r: (r["time"], r["task"])))
     return path
+
+
+def attempts(submitted: list[tuple[str, Any]]) -> dict[str, tuple[int, list[str]]]:
+    """``{task: (attempts, [why each earlier attempt failed])}`` of the tasks Parsl tried
+    more than once (a lost worker: see parsl_configs/retry.py)."""
+    out: dict[str, tuple[int, list[str]]] = {}
+    for name, fut in submitted:
+        record = getattr(fut, "task_record", None) or {}
+        tries = int(record.get("try_id", 0)) + 1
+        if tries > 1:
+            out[name] = (tries, list(record.get("bench_fail_history", [])))
+    return out

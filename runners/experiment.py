@@ -33,7 +33,7 @@ from runners.validate import preflight, validate
 log = logging.getLogger(__name__)
 # Left out of the config hash: paths, names and switches that do not change what is measured
 VOLATILE_KEYS = ("project_root", "cache_root", "run_name", "tags", "dry_run", "tracking",
-                 "rerun", "skip_invalid", "select", "seed")
+                 "rerun", "skip_invalid", "select", "seed", "redact")
 
 
 class RunFailed(SystemExit):
@@ -91,7 +91,9 @@ def open_tracker(cfg: DictConfig) -> tuple[Any, str]:
     from runners.tracking import Tracker
 
     try:
-        tracker = Tracker(cfg.tracking.uri, cfg.tracking.artifact_root)
+        tracker = Tracker(cfg.tracking.uri, cfg.tracking.artifact_root,
+                          spool=cfg.tracking.get("spool") or None,
+                          redact=[str(p) for p in cfg.get("redact") or ()])
         return tracker, tracker.experiment_id(experiment_name(cfg))
     except Exception as exc:
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
@@ -179,7 +181,15 @@ def open_run(cfg: DictConfig, tracker: Any, out_dir: Path, parent_run_id: str | 
     log.info("run %s opened", run_id)
     _write_config_files(cfg, out_dir)
     tracker.log_dir(run_id, str(out_dir / ".hydra"), "config")
+    tracker.log_artifacts(run_id, [str(_write_environment(tracker, out_dir))], "provenance")
     return run_id
+
+
+def _write_environment(tracker: Any, out_dir: Path) -> Path:
+    """The driver's environment variables, secret-looking ones redacted, as a JSON file."""
+    path = out_dir / "environment.json"
+    path.write_text(json.dumps(tracker.redactor.environment(), indent=1) + "\n")
+    return path
 
 
 def close_run(cfg: DictConfig, dfk: Any, tracker: Any, run_id: str, out_dir: Path,

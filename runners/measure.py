@@ -1,7 +1,8 @@
 """Run a command and measure it with psutil: wall time, peak RSS and CPU time of its tree.
 
 Output goes straight to files (never held in memory), so a huge or non-UTF-8 output
-cannot exhaust the worker.  A timeout kills the whole process tree.
+cannot exhaust the worker.  A timeout kills the whole process tree.  :func:`truncate_log`
+caps a log kept as an artifact at :data:`LOG_LIMIT` bytes (its start and its end).
 """
 
 from __future__ import annotations
@@ -9,14 +10,21 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import shutil
 import subprocess
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import psutil
+
+LOG_LIMIT = 8 << 20
+"""The most bytes of a log :func:`truncate_log` keeps (8 MiB): half from its start, half
+from its end."""
+COPY_CHUNK = 1 << 20
+"""How many bytes :func:`truncate_log` copies at a time."""
 
 
 @dataclass
@@ -178,3 +186,56 @@ def tail(path: str | Path, lines: int = 1, limit: int = 1 << 16) -> str:
         text = fh.read().decode("utf-8", errors="replace")
     kept = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return " | ".join(kept[-lines:])
+
+
+def truncate_log(path: str | Path, limit: int | None = None) -> int:
+    """Cap a log at about ``limit`` bytes: keep its start and its end, mark the cut.
+
+    A larger log is replaced (atomically) by its first ``limit // 2`` bytes, a marker line
+    ``[... N bytes truncated by bench: the log was X MiB ...]`` and its last bytes, up to
+    ``limit`` in all.  Bytes are copied as they are (never decoded), in chunks, so memory
+    stays bounded whatever the log's size.  A log that would not get smaller is kept.
+
+    Parameters
+    ----------
+    path : path
+        The log file.
+    limit : int, optional
+        The most bytes kept from the log, marker aside (default :data:`LOG_LIMIT`).
+
+    Returns
+    -------
+    int
+        How many bytes were cut (0 when the log was kept whole).
+    """
+    limit = LOG_LIMIT if limit is None else limit
+    size = os.path.getsize(path)
+    head = limit // 2
+    tail_len = limit - head
+    cut = size - limit
+    marker = (f"\n[... {cut} bytes truncated by bench: the log was {size / 2**20:.1f} MiB "
+              "...]\n").encode()
+    if cut <= len(marker):
+        return 0
+    tmp = Path(f"{path}.truncating")
+    try:
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            _copy(src, dst, head)
+            dst.write(marker)
+            src.seek(size - tail_len)
+            _copy(src, dst, tail_len)
+        shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return cut
+
+
+def _copy(src: BinaryIO, dst: BinaryIO, n: int) -> None:
+    """Copy ``n`` bytes from ``src``'s position to ``dst`` in chunks of :data:`COPY_CHUNK`."""
+    while n > 0:
+        data = src.read(min(n, COPY_CHUNK))
+        if not data:
+            break
+        dst.write(data)
+        n -= len(data)

@@ -85,12 +85,21 @@ def log_stage(tracker: Any, run_id: str, res: StageResult) -> None:
 
 
 def log_events(tracker: Any, run_id: str, submit: Submitter, out_dir: Path) -> None:
-    """The task state transitions of the run, as the artifact ``events/events.csv``."""
-    from runners.events import write_events
+    """The task state transitions of the run, as the artifact ``events/events.csv``, and
+    the retries of tasks whose worker was lost: metric ``parsl.retries`` (extra attempts in
+    all) and a tag ``parsl.attempts.<task>`` per retried task, saying why."""
+    from runners.events import attempts, write_events
 
     path = write_events(submit.submitted, out_dir / "events.csv")
     if path is not None:
         tracker.log_artifacts(run_id, [str(path)], "events")
+    retried = attempts(submit.submitted)
+    if submit.dfk is not None:
+        tracker.log_metrics(run_id, {"parsl.retries": sum(n - 1 for n, _ in retried.values())})
+    if retried:
+        tracker.set_tags(run_id, {f"parsl.attempts.{name.replace('#', '.')}":
+                                  f"{n} attempts; earlier: {' | '.join(why)}"
+                                  for name, (n, why) in retried.items()})
 
 
 def prepare(cfg: Any, submit: Submitter, logs: Path, out_dir: Path) -> tuple[list[Any], Any]:
@@ -190,6 +199,8 @@ def _execute(cfg: Any, submit: Submitter, tracker: Any, run_id: str, out_dir: Pa
             if t == 0 and res.tags:
                 tracker.set_tags(run_id, res.tags)     # where the trials ran
             metrics = trial_metrics(str(bench.kind), res.data["results"], res.data["measured"])
+            if "bench.log_truncated_bytes" in res.metrics:     # a huge log was cut
+                metrics["bench.log_truncated_bytes"] = res.metrics["bench.log_truncated_bytes"]
             per_trial.append(metrics)
             results.append(res.data["results"])
             points += [(k, v, t) for k, v in metrics.items()]

@@ -35,15 +35,8 @@ from runners.gitplumb import (
     tip,
     tree_of,
 )
+from runners.redact import REDACTED, SCRUB_MIN_LEN, compile_patterns, secret_key
 
-#: Tag and param keys whose values are never published (searched case-insensitively, also
-#: after splitting camelCase): the words as a part of a key, so ``env.API_TOKEN``,
-#: ``env.APIKEY``, ``aws.secret_access_key`` match, ``config.hash`` and ``tokenizer`` do not.
-REDACT_PATTERN = (r"(?:^|[^a-z0-9])(?:api|auth)?(?:token|secret|passw(?:or)?d|key|credential)s?"
-                  r"(?:$|[^a-z0-9])")
-REDACTED = "[redacted]"
-#: A redacted value this long is also cut out of every other published tag and param value.
-SCRUB_MIN_LEN = 8
 MARKER = ".bench-results"
 MARKER_TEXT = b"bench-results 1\nRuns published by `bench publish` (hpc-bench-runner); read " \
               b"them back with `bench import`.\nLayout: runs/<experiment>/<run_id>.json, " \
@@ -77,7 +70,8 @@ def redact(records: list[dict[str, Any]], patterns: Sequence[str] = ()) -> list[
     records : list of dict
         Run records with ``params`` and ``tags`` dicts.
     patterns : sequence of str
-        Regular expressions added to :data:`REDACT_PATTERN` (searched in keys, ignoring case).
+        Regular expressions added to :data:`runners.redact.REDACT_PATTERN` (searched in
+        keys, ignoring case).
 
     Returns
     -------
@@ -85,14 +79,13 @@ def redact(records: list[dict[str, Any]], patterns: Sequence[str] = ()) -> list[
         The redacted ``tags.KEY``/``params.KEY`` names, sorted.  Redacted values of at least
         :data:`SCRUB_MIN_LEN` characters are also replaced inside every other value.
     """
-    regexes = [re.compile(p, re.IGNORECASE) for p in (REDACT_PATTERN, *patterns)]
+    regexes = compile_patterns(patterns)
     hits: set[str] = set()
     secrets: set[str] = set()
     for rec in records:
         for group in ("params", "tags"):
             for key, value in rec[group].items():
-                split = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key)
-                if any(r.search(k) for r in regexes for k in (key, split)):
+                if secret_key(key, regexes):
                     hits.add(f"{group}.{key}")
                     if len(value) >= SCRUB_MIN_LEN:
                         secrets.add(value)

@@ -54,6 +54,10 @@ def print_summary(cfg: Any, summary: dict[str, Any], tracker: Any, run_id: str,
         print(format_curves(summary["curves"]))
     print("stages (s): " + "  ".join(f"{k} {v:.2f}" for k, v in st.items()))
     print("results: " + "  ".join(summary["files"]))
+    if getattr(tracker, "offline_reason", None):
+        print(f"\nRecorded in the spool {tracker.spool.root} (the tracking server could not be "
+              "reached); upload it with:\n  bench sync")
+        return
     print("\nOpen the MLflow UI on this store with:")
     print(f"  {tracker.ui_command()}")
     print(f"  then http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}")

@@ -10,18 +10,31 @@ results as JSON lines of this form::
 ``direction`` (``"lower"`` or ``"higher"`` is better, default ``"lower"``), ``step``
 (int, e.g. a message size or a rank) and ``tags`` (an object of str → scalar) are optional.
 Lines that do not start with ``{`` are ignored (a program may print other text);
-a line that starts with ``{`` but is not a valid result is an error.
+a line that starts with ``{`` but is not a valid result is an error.  When the output is
+read from a file (:func:`parse_file`), it is streamed: undecodable bytes are replaced
+(U+FFFD), and a line that starts with ``{`` but is longer than :data:`RESULT_LINE_LIMIT`
+characters is an error saying it is too long.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
+import os
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 DIRECTIONS = ("lower", "higher")
+RESULT_LINE_LIMIT = 1 << 16
+"""The longest result line :func:`parse_file` accepts, in characters (64 Ki)."""
+READ_CHUNK = 1 << 20
+"""How many bytes :func:`iter_lines` reads at a time."""
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+"""The characters :meth:`str.splitlines` ends a line at."""
 
 
 class ResultParseError(ValueError):
@@ -131,6 +144,102 @@ def parse_output(text: str, require: bool = True) -> list[Result]:
     return results
 
 
+def iter_lines(path: str | Path, max_chars: int = RESULT_LINE_LIMIT,
+               chunk: int = READ_CHUNK) -> Iterator[tuple[str, int]]:
+    """Stream the lines of a file as text, with bounded memory.
+
+    Bytes are decoded as UTF-8 with undecodable bytes replaced (U+FFFD); lines end where
+    :meth:`str.splitlines` would end them.  Only the first ``max_chars`` characters of a
+    line are kept, so a huge line without a newline costs no more than that.
+
+    Parameters
+    ----------
+    path : path
+        The file (e.g. a command's stdout log).
+    max_chars : int
+        How many characters of each line to keep.
+    chunk : int
+        How many bytes to read at a time.
+
+    Yields
+    ------
+    head : str
+        The line (with its line break) cut to ``max_chars`` characters.
+    length : int
+        The line's full length in characters, line break included.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    head, length = "", 0
+    with open(path, "rb") as fh:
+        while True:
+            data = fh.read(chunk)
+            text = decoder.decode(data, final=not data)
+            pieces = text.splitlines(keepends=True)
+            last = len(pieces) - 1
+            for i, piece in enumerate(pieces):
+                if len(head) < max_chars:
+                    head = piece[:max_chars] if not head else head + piece[:max_chars - len(head)]
+                length += len(piece)
+                if i < last or piece[-1] in LINE_BREAKS:
+                    yield head, length
+                    head, length = "", 0
+            if not data:
+                break
+    if length:
+        yield head, length
+
+
+def _file_tail(path: str | Path, chars: int = 300) -> str:
+    """The last ``chars`` characters of a file (for an error message)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - 4 * chars))
+        return fh.read().decode("utf-8", errors="replace")[-chars:]
+
+
+def parse_file(path: str | Path, require: bool = True,
+               max_line: int = RESULT_LINE_LIMIT) -> list[Result]:
+    """Parse every result line in a program's stdout file, streaming it line by line.
+
+    The same contract as :func:`parse_output`, for an output of any size and encoding:
+    the file is never held in memory whole, undecodable bytes are replaced, and a line
+    that starts with ``{`` but is longer than ``max_line`` characters is an error.
+
+    Parameters
+    ----------
+    path : path
+        The stdout log.
+    require : bool
+        Raise when no result line is found at all.
+    max_line : int
+        The longest result line accepted, in characters.
+
+    Returns
+    -------
+    list of Result
+
+    Raises
+    ------
+    ResultParseError
+        On a line starting with ``{`` that is not a valid result or is too long, or when
+        ``require`` and there is no result line.
+    """
+    results: list[Result] = []
+    # Keep room for a line break ("\r\n"): a line at the limit is then read whole, and
+    # only a longer one is cut.
+    for head, length in iter_lines(path, max_line + 2):
+        line = head.strip()
+        if not line.startswith("{"):
+            continue
+        if length > max_line + 2 or len(line) > max_line:
+            raise ResultParseError(line[:300], f"result line too long ({length} characters; "
+                                   f"the limit is {max_line})")
+        results.append(parse_line(line))
+    if require and not results:
+        raise ResultParseError(_file_tail(path), "no JSON result lines in the output")
+    return results
+
+
 PERF_ITERATION = re.compile(r"^==== Iteration (\d+) ====")
 PERF_FIELDS = {
     "tasks": (re.compile(r"^Will run (\d+) tasks"), "", "higher"),
@@ -155,9 +264,29 @@ def parse_parsl_perf(text: str) -> list[Result]:
         ``tasks``, ``submit_tasks_per_s``, ``runtime_s`` and ``tasks_per_s`` with
         ``step`` = iteration, plus ``tasks_per_s_final`` (the last iteration's rate).
     """
+    return _perf_results(text.splitlines(), lambda: text[-300:])
+
+
+def parse_parsl_perf_file(path: str | Path) -> list[Result]:
+    """:func:`parse_parsl_perf` on a stdout file, streamed line by line.
+
+    Parameters
+    ----------
+    path : path
+        parsl-perf's stdout log.
+
+    Returns
+    -------
+    list of Result
+    """
+    return _perf_results((head for head, _ in iter_lines(path, 4096)), lambda: _file_tail(path))
+
+
+def _perf_results(lines: Iterable[str], ending: Callable[[], str]) -> list[Result]:
+    """The results in parsl-perf's output lines; ``ending()`` gives its end for an error."""
     out: list[Result] = []
     iteration = 0
-    for raw in text.splitlines():
+    for raw in lines:
         line = raw.strip()
         m = PERF_ITERATION.match(line)
         if m:
@@ -169,6 +298,6 @@ def parse_parsl_perf(text: str) -> list[Result]:
                 out.append(Result(name, float(m.group(1)), unit, direction, iteration))
     rates = [r for r in out if r.name == "tasks_per_s"]
     if not rates:
-        raise ResultParseError(text[-300:], "no 'Tasks per second' line in parsl-perf output")
+        raise ResultParseError(ending(), "no 'Tasks per second' line in parsl-perf output")
     out.append(Result("tasks_per_s_final", rates[-1].value, "tasks/s", "higher"))
     return out

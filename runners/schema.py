@@ -62,6 +62,7 @@ class MachineConfig:
     worker_init: str = ""
     scheduler_options: str = ""
     strategy_period: float = 0.5
+    retries: int = 2           # re-runs of a task whose Parsl worker was lost (not others)
     cmd_timeout: int = 10
     address: str = ""
     env_root: str = MISSING
@@ -174,6 +175,7 @@ class TrackingConfig:
     uri: str = MISSING
     artifact_root: str = ""
     experiment: str = ""
+    spool: str = ""        # a remote server's offline journal ('' = none); see runners/spool.py
 
 
 @dataclass
@@ -189,6 +191,8 @@ class Config:
     dry_run: bool = False
     run_name: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    # extra patterns of secret keys (runners/redact.py), redacted before anything is logged
+    redact: list[str] = field(default_factory=list)
     # sweeps (python run.py -m ...): see runners/sweep.py
     rerun: bool = False           # run jobs that already have a FINISHED run in the store
     skip_invalid: bool = False    # list and skip invalid points instead of refusing the sweep

@@ -297,28 +297,41 @@ def run_trial(after: Any, argvs: list[list[str]], label: str, log_dir: str,
     StageResult
         ``data["results"]``: the parsed result lines as dicts; ``data["measured"]``: the
         psutil measurement (wall and CPU summed, peak RSS the maximum over the commands).
+        When a log was longer than :data:`runners.measure.LOG_LIMIT`, it is cut to its
+        start and end after parsing (see :func:`runners.measure.truncate_log`): the metric
+        ``bench.log_truncated_bytes`` gives the bytes cut and ``data["log_truncated"]``
+        each cut log's original size and bytes cut.
+
+    Notes
+    -----
+    The stdout is parsed as a stream (:func:`runners.results.parse_file`), so a result
+    line anywhere in an output of any size or encoding is found with bounded memory.
     """
     from dataclasses import asdict
 
-    from runners.results import ResultParseError, parse_output, parse_parsl_perf
+    from runners.results import ResultParseError, parse_file, parse_parsl_perf_file
 
-    parse = parse_parsl_perf if parser == "parsl_perf" else parse_output
+    parse = parse_parsl_perf_file if parser == "parsl_perf" else parse_file
 
     env_dir = str(after.data.get("env_dir", ""))
     results: list[dict[str, Any]] = []
     logs: list[str] = []
     total: dict[str, Any] = {}
+    truncated: dict[str, dict[str, int]] = {}
     for i, raw in enumerate(argvs):
         argv = [a.replace("{env}", env_dir) for a in raw]
         name = label if len(argvs) == 1 else f"{label}.{i}"
         out, err = log_paths(log_dir, name)
         logs += [str(out), str(err)]
         m = run_measured(argv, out, err, timeout_s)
-        check_exit(m, "bench", f"{name} ({Path(argv[0]).name})")
         try:
-            results += [asdict(r) for r in parse(read_text(out))]
-        except ResultParseError as exc:
-            raise StageError("bench", "parse", f"{name}: {exc}", logs) from None
+            check_exit(m, "bench", f"{name} ({Path(argv[0]).name})")
+            try:
+                results += [asdict(r) for r in parse(out)]
+            except ResultParseError as exc:
+                raise StageError("bench", "parse", f"{name}: {exc}", logs) from None
+        finally:    # after parsing (no result is lost), also when the command failed
+            truncated.update(cap_logs([out, err]))
         one = m.as_dict()
         if not total:
             total = one
@@ -329,5 +342,38 @@ def run_trial(after: Any, argvs: list[list[str]], label: str, log_dir: str,
             total["host_after"] = one["host_after"]
     metrics = {k: float(total[k]) for k in ("wall_s", "peak_rss_mb", "cpu_user_s",
                                             "cpu_system_s")}
-    return StageResult("bench", total["wall_s"], metrics, where(), logs,
-                       {"results": results, "measured": total, "env_dir": env_dir})
+    data: dict[str, Any] = {"results": results, "measured": total, "env_dir": env_dir}
+    if truncated:
+        metrics["bench.log_truncated_bytes"] = float(sum(t["cut"] for t in truncated.values()))
+        data["log_truncated"] = truncated
+    return StageResult("bench", total["wall_s"], metrics, where(), logs, data)
+
+
+def cap_logs(paths: list[Path]) -> dict[str, dict[str, int]]:
+    """Cap each log at :data:`runners.measure.LOG_LIMIT` bytes (start and end kept).
+
+    Parameters
+    ----------
+    paths : list of Path
+        The logs of one command.
+
+    Returns
+    -------
+    dict
+        ``{path: {"size": original bytes, "cut": bytes cut}}`` for each log that was cut.
+        A log that cannot be cut (e.g. the disk is full) is kept whole.
+    """
+    from runners.measure import truncate_log
+
+    out: dict[str, dict[str, int]] = {}
+    for path in paths:
+        if not path.is_file():
+            continue
+        try:
+            size = path.stat().st_size
+            cut = truncate_log(path)
+        except OSError:
+            continue
+        if cut:
+            out[str(path)] = {"size": size, "cut": cut}
+    return out

@@ -256,7 +256,11 @@ class SweepRun:
         print(f"sweep {self.sweep_tag}: {counts.finished} finished, {counts.failed} failed, "
               f"{counts.skipped} skipped, {counts.invalid} invalid in {seconds:.1f} s  "
               f"[parent run {parent} {status}]")
-        print(f"Open the MLflow UI on this store with:\n  {self.tracker.ui_command()}")
+        if self.tracker.offline_reason:
+            print(f"Recorded in the spool {self.tracker.spool.root} (the tracking server could "
+                  "not be reached); upload it with:\n  bench sync")
+        else:
+            print(f"Open the MLflow UI on this store with:\n  {self.tracker.ui_command()}")
 
     def _returns(self, returns: dict[int, Any]) -> list[Any]:
         from hydra.core.utils import JobStatus

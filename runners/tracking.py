@@ -8,8 +8,10 @@ closed with a status.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -46,6 +48,90 @@ def _locked(method: Any) -> Any:
             return method(self, *args, **kwargs)
 
     return wrapper
+
+
+def _spooled(method: Any) -> Any:
+    """Serialize like :func:`_locked`, and send the call to the spool when the tracking
+    server cannot be reached (from the first failed call on, for the rest of the process)."""
+    name = method.__name__
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def wrapper(self: Tracker, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            scratch: list[str] = []
+            try:
+                bound = signature.bind(self, *args, **kwargs)
+                _redact_arguments(self.redactor, bound.arguments, scratch)
+                args, kwargs = bound.args[1:], bound.kwargs
+                if self.spool is not None and self.offline_reason is not None:
+                    return getattr(self.spool, name)(*args, **kwargs)
+                try:
+                    return method(self, *args, **kwargs)
+                except Exception as exc:
+                    if self.spool is None or not unreachable(exc):
+                        raise
+                    self.go_offline(" ".join(f"{type(exc).__name__}: {exc}".split())[:300])
+                    return getattr(self.spool, name)(*args, **kwargs)
+            finally:
+                for tmp in scratch:
+                    shutil.rmtree(tmp, ignore_errors=True)
+
+    return wrapper
+
+
+def _redact_arguments(redactor: Any, arguments: dict[str, Any], scratch: list[str]) -> None:
+    """Redact a Tracker call's arguments in place, before anything is logged or spooled."""
+    for key in ("params", "tags"):
+        if key in arguments:
+            arguments[key] = redactor.mapping(arguments[key])
+    if "message" in arguments:
+        arguments["message"] = redactor.text(str(arguments["message"]))
+    if "paths" in arguments:
+        arguments["paths"] = redactor.files(list(arguments["paths"]), scratch)
+    if "directory" in arguments:
+        arguments["directory"] = redactor.directory(str(arguments["directory"]), scratch)
+
+
+def is_remote(uri: str) -> bool:
+    """Whether a tracking URI names a server (http, https)."""
+    return uri.startswith(("http://", "https://"))
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether an MLflow call failed because the server could not be reached (connection
+    refused or reset, a timeout, or a gateway's 502/503/504), not because of the request."""
+    import requests
+
+    network = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+               requests.exceptions.RetryError, ConnectionError, TimeoutError)
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, network):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    return any(s in text for s in ("Max retries exceeded", "Connection refused",
+                                   "Connection aborted", "Read timed out", "RemoteDisconnected",
+                                   "error code 502", "error code 503", "error code 504"))
+
+
+def probe(uri: str, timeout: float = 3.0) -> str | None:
+    """None when a tracking server answers ``GET /health``; else why it does not."""
+    import requests
+
+    try:
+        reply = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+    except requests.exceptions.RequestException as exc:
+        return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    return f"HTTP {reply.status_code} from {uri}/health" if reply.status_code >= 500 else None
+
+
+#: MLflow's HTTP retries, shortened when a spool can take over (MLflow's defaults: 7 retries
+#: with backoff factor 2, i.e. minutes before a call to a dead server gives up).
+SPOOL_RETRY_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+                   "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                   "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
 def _sqlite_wal(client: Any) -> None:
@@ -89,17 +175,51 @@ class Tracker:
         The tracking URI (``sqlite:///…/mlflow.db``, ``http://host:port``, …).
     artifact_root : str
         Local directory for artifacts of new experiments ('' = the server's default).
+    lazy : bool
+        Make the MLflow client on first use (read-only verbs that may not need it).
+    spool : path, optional
+        For a remote server: where runs are journaled when it cannot be reached
+        (:mod:`runners.spool`; ``bench sync`` uploads them later).  None: no spool, a
+        call to an unreachable server raises.
+    redact : sequence of str
+        Patterns of secret keys added to :data:`runners.redact.REDACT_PATTERN`.  Params,
+        tags, failure messages and text artifacts are redacted before they are logged or
+        spooled (:class:`runners.redact.Redactor`).
     """
 
-    def __init__(self, uri: str, artifact_root: str = "", lazy: bool = False) -> None:
+    def __init__(self, uri: str, artifact_root: str = "", lazy: bool = False,
+                 spool: str | Path | None = None, redact: Iterable[str] = ()) -> None:
+        from runners.redact import Redactor
+
         self.uri = uri
+        self.redactor = Redactor(redact)
         self.artifact_root = artifact_root
-        self._client: Any = None
-        if not lazy:
-            self._client = self._connect()
         self.lock = threading.RLock()
         self.closed: set[str] = set()       # runs this tracker ended: their status is final
         self._experiments: dict[str, str] = {}
+        self.spool: Any = None
+        self.offline_reason: str | None = None
+        if spool and is_remote(uri):
+            from runners.spool import Spool
+
+            self.spool = Spool(spool, uri)
+            for key, val in SPOOL_RETRY_ENV.items():
+                os.environ.setdefault(key, val)
+            reason = probe(uri)
+            if reason is not None:
+                self.go_offline(reason)
+        self._client: Any = None
+        if not lazy:
+            self._client = self._connect()
+
+    def go_offline(self, reason: str) -> None:
+        """Send every further call to the spool, and say so once on stderr."""
+        import sys
+
+        self.offline_reason = reason
+        print(f"warning: the tracking server {self.uri} cannot be reached ({reason}); "
+              f"recording to the spool {self.spool.root} instead: upload it later with "
+              "`bench sync`", file=sys.stderr)
 
     def _connect(self) -> Any:
         db = local_store_paths(self.uri)
@@ -119,7 +239,7 @@ class Tracker:
             self._client = self._connect()
         return self._client
 
-    @_locked
+    @_spooled
     def experiment_id(self, name: str) -> str:
         """Get or create an experiment by name (remembered: a sweep asks once per job)."""
         if name in self._experiments:
@@ -139,7 +259,7 @@ class Tracker:
                 raise
             return str(exp.experiment_id)
 
-    @_locked
+    @_spooled
     def start_run(self, experiment: str, run_name: str, params: Mapping[str, str],
                   tags: Mapping[str, str], parent_run_id: str | None = None) -> str:
         """Open a RUNNING run with its params and tags; return its id."""
@@ -161,7 +281,7 @@ class Tracker:
         """Log many metrics at one step, in batches."""
         self.log_points(run_id, ((k, float(v), step) for k, v in metrics.items()))
 
-    @_locked
+    @_spooled
     def log_points(self, run_id: str, points: Iterable[tuple[str, float, int]]) -> None:
         """Log ``(name, value, step)`` points in batches."""
         from mlflow.entities import Metric
@@ -171,7 +291,7 @@ class Tracker:
         for i in range(0, len(batch), BATCH_METRICS):
             self.client.log_batch(run_id, metrics=batch[i:i + BATCH_METRICS])
 
-    @_locked
+    @_spooled
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set many tags, in batches."""
         from mlflow.entities import RunTag
@@ -180,20 +300,20 @@ class Tracker:
         for i in range(0, len(items), BATCH_TAGS):
             self.client.log_batch(run_id, tags=items[i:i + BATCH_TAGS])
 
-    @_locked
+    @_spooled
     def log_artifacts(self, run_id: str, paths: Iterable[str], artifact_path: str) -> None:
         """Upload files (missing ones are skipped) under ``artifact_path``."""
         for path in paths:
             if os.path.isfile(path):
                 self.client.log_artifact(run_id, path, artifact_path)
 
-    @_locked
+    @_spooled
     def log_dir(self, run_id: str, directory: str, artifact_path: str) -> None:
         """Upload a directory tree."""
         if os.path.isdir(directory):
             self.client.log_artifacts(run_id, directory, artifact_path)
 
-    @_locked
+    @_spooled
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """Close a run with FINISHED, FAILED or KILLED (once: a closed run stays as it is)."""
         if run_id in self.closed:
@@ -201,7 +321,7 @@ class Tracker:
         self.closed.add(run_id)
         self.client.set_terminated(run_id, status=status)
 
-    @_locked
+    @_spooled
     def fail_run(self, run_id: str, stage: str, kind: str, message: str,
                  status: str = "FAILED") -> None:
         """Close a run as FAILED (or KILLED) with its cause in ``failure.*`` tags."""
@@ -211,7 +331,7 @@ class Tracker:
                                "failure.message": message})
         self.end_run(run_id, status)
 
-    @_locked
+    @_spooled
     def finished_run(self, experiment: str, config_hash: str) -> str | None:
         """The newest FINISHED run of an experiment with this ``config.hash`` tag, if any."""
         exp = self.client.get_experiment_by_name(experiment)
@@ -223,7 +343,7 @@ class Tracker:
                           "and attributes.status = 'FINISHED'")
         return str(runs[0].info.run_id) if runs else None
 
-    @_locked
+    @_spooled
     def running_runs(self, experiment: str) -> list[tuple[str, dict[str, str]]]:
         """``(run_id, tags)`` of every run of an experiment that is still RUNNING."""
         exp = self.client.get_experiment_by_name(experiment)
@@ -452,6 +572,62 @@ class Tracker:
             if not token:
                 break
         return found
+
+    @_locked
+    def find_spooled(self, experiment: str, spool_id: str) -> str | None:
+        """The run an earlier sync created from journal ``spool_id`` (tag ``spool.id``)."""
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        runs = self.client.search_runs([exp.experiment_id], max_results=1,
+                                       filter_string=f"tags.`spool.id` = '{spool_id}'")
+        return str(runs[0].info.run_id) if runs else None
+
+    @_locked
+    def create_spooled(self, experiment: str, run_name: str, start_ms: int,
+                       params: Mapping[str, str], tags: Mapping[str, str]) -> str:
+        """Create a journaled run on the server as it was opened: its start time, tags and
+        params.  Returns the server's run id."""
+        from mlflow.entities import Param
+
+        all_tags = {k: str(v)[:MAX_PARAM_LEN] for k, v in tags.items()}
+        run = self.client.create_run(self.experiment_id(experiment), start_time=start_ms,
+                                     tags=all_tags, run_name=run_name)
+        run_id = str(run.info.run_id)
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for i in range(0, len(items), BATCH_PARAMS):
+            self.client.log_batch(run_id, params=items[i:i + BATCH_PARAMS])
+        return run_id
+
+    @_locked
+    def apply_spooled(self, run_id: str, op: Mapping[str, Any], directory: Path,
+                      dedup: bool = False) -> None:
+        """Apply one journaled operation (metrics, tags, artifact, artifact_dir, end).
+
+        ``dedup``: the operation may have been applied by a sync that was interrupted;
+        metric points the server already has (same key, value, time and step) are skipped.
+        """
+        from mlflow.entities import Metric
+
+        kind = op["op"]
+        if kind == "metrics":
+            points = [Metric(str(k), float(v), int(t), int(s)) for k, v, t, s in op["points"]]
+            if dedup:
+                have = {(m.key, m.value, m.timestamp, m.step) for key in {p.key for p in points}
+                        for m in self.client.get_metric_history(run_id, key)}
+                points = [p for p in points if (p.key, p.value, p.timestamp, p.step) not in have]
+            for i in range(0, len(points), BATCH_METRICS):
+                self.client.log_batch(run_id, metrics=points[i:i + BATCH_METRICS])
+        elif kind == "tags":
+            self.set_tags(run_id, op["tags"])
+        elif kind == "artifact":
+            self.client.log_artifact(run_id, str(directory / op["file"]), op["artifact_path"])
+        elif kind == "artifact_dir":
+            self.client.log_artifacts(run_id, str(directory / op["dir"]), op["artifact_path"])
+        elif kind == "end":
+            self.client.set_terminated(run_id, status=op["status"], end_time=int(op["time"]))
+        else:
+            raise ValueError(f"unknown journal operation {kind!r}")
 
     @_locked
     def import_run(self, experiment: str, status: str, start_ms: int | None,

@@ -132,6 +132,12 @@ def validate(cfg: Any) -> None:
         The composed experiment config.
     """
     machine, fs, bench = cfg.machine, cfg.fs, cfg.bench
+    from runners.redact import compile_patterns
+
+    try:
+        compile_patterns(str(p) for p in cfg.get("redact") or ())
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if machine.scheduler not in SCHEDULERS:
         raise ConfigError(f"machine.scheduler={machine.scheduler!r} is unknown; "
                           f"valid: {', '.join(SCHEDULERS)}")
@@ -161,6 +167,7 @@ def validate(cfg: Any) -> None:
     as_int(bench.trials, "bench.trials", 1)
     as_int(bench.warmup, "bench.warmup", 0)
     nodes = as_int(machine.nodes, "machine.nodes", 1)
+    as_int(machine.retries, "machine.retries", 0)
     per_node = as_int(machine.ranks_per_node, "machine.ranks_per_node", 1)
     if ranks > nodes * per_node:
         raise ConfigError(f"bench.ranks={ranks} exceeds machine={machine.name}'s "
