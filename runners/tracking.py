@@ -227,8 +227,15 @@ class Tracker:
             db.parent.mkdir(parents=True, exist_ok=True)
         from mlflow import MlflowClient
 
-        client = MlflowClient(tracking_uri=self.uri)
-        if db is not None:
+        if db is None:
+            return MlflowClient(tracking_uri=self.uri)
+        # Two processes opening a new store at once would both run MLflow's schema
+        # migrations, and one would fail: the first makes it while the other waits.
+        import fcntl
+
+        with open(db.with_name(db.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            client = MlflowClient(tracking_uri=self.uri)   # makes the store and its tables
             _sqlite_wal(client)
         return client
 
@@ -274,7 +281,14 @@ class Tracker:
         run_id = str(run.info.run_id)
         items = [Param(k, str(v)) for k, v in params.items()]
         for i in range(0, len(items), BATCH_PARAMS):
-            self.client.log_batch(run_id, params=items[i:i + BATCH_PARAMS])
+            try:
+                self.client.log_batch(run_id, params=items[i:i + BATCH_PARAMS])
+            except Exception as exc:   # the server has the run: journal the rest for it
+                if self.spool is None or not unreachable(exc):
+                    raise
+                self.go_offline(" ".join(f"{type(exc).__name__}: {exc}".split())[:300])
+                self.spool.log_params(run_id, {p.key: p.value for p in items[i:]})
+                break
         return run_id
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
@@ -620,6 +634,12 @@ class Tracker:
                 self.client.log_batch(run_id, metrics=points[i:i + BATCH_METRICS])
         elif kind == "tags":
             self.set_tags(run_id, op["tags"])
+        elif kind == "params":
+            from mlflow.entities import Param
+
+            items = [Param(k, str(v)) for k, v in op["params"].items()]
+            for i in range(0, len(items), BATCH_PARAMS):
+                self.client.log_batch(run_id, params=items[i:i + BATCH_PARAMS])
         elif kind == "artifact":
             self.client.log_artifact(run_id, str(directory / op["file"]), op["artifact_path"])
         elif kind == "artifact_dir":
