@@ -14,7 +14,7 @@ against the server later (:func:`sync`); each journal is replayed exactly once:
 * a finished journal moves to ``<spool>/synced/``.
 
 Operations: ``create`` (a run that never reached the server), ``attach`` (a run the server
-has, whose calls failed from some point on), ``metrics``, ``tags``, ``artifact``,
+has, whose calls failed from some point on), ``params``, ``metrics``, ``tags``, ``artifact``,
 ``artifact_dir`` and ``end``.  Metric points keep the time they were logged, and runs keep
 their start and end times, so a synced run looks like one logged online.  Nothing here
 imports MLflow.
@@ -102,6 +102,12 @@ class Spool:
                               "params": {k: str(v) for k, v in params.items()},
                               "tags": all_tags, "driver": driver_tags()})
         return run_id
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        """Journal params (of a run the server created before it stopped answering)."""
+        if params:
+            self._write(run_id, {"op": "params", "params": {k: str(v) for k, v in
+                                                            params.items()}})
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
         """Journal metrics at one step."""
@@ -218,16 +224,22 @@ def save_state(directory: Path, state: Mapping[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def locked(directory: Path) -> Iterator[bool]:
-    """Hold a journal's lock (non-blocking): yields False when another process holds it."""
-    with open(directory / ".lock", "a") as fh:
+def locked(directory: Path) -> Iterator[bool | None]:
+    """Hold a journal's lock (non-blocking).  Yields True when held, False when another
+    process holds it, None when the journal is gone (another sync uploaded and moved it)."""
+    try:
+        fh = open(directory / ".lock", "a")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        yield None
+        return
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
-        try:
-            yield True
+        try:    # moved to synced/ between listing and locking: not ours any more
+            yield True if (directory / JOURNAL).is_file() else None
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -255,7 +267,7 @@ def close_if_stale(directory: Path, ops: list[dict[str, Any]]) -> str:
     spool = Spool(directory.parent, str(ops[0].get("uri", "")))
     spool.runs.add(directory.name)
     spool.fail_run(directory.name, "driver", "driver_killed",
-                   "the driver process was gone when the spool was synced")
+                   "the driver process was gone when the spool was synced", status="KILLED")
     ops += read_journal(directory)[len(ops):]
     return "closed"
 
@@ -295,6 +307,8 @@ def sync(root: str | Path, connect: Callable[[str], Any], uri: str | None = None
     for directory in pending(base):
         local = directory.name
         with locked(directory) as mine:
+            if mine is None:
+                continue
             if not mine:
                 report.skipped.append((local, "another sync holds it"))
                 continue

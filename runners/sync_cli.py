@@ -18,8 +18,12 @@ DEFAULT_SPOOL = str(PROJECT_ROOT / "mlruns" / "spool")
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Upload spooled runs to their tracking server, exactly once."""
+    import os
+
     from runners.spool import pending, sync
-    from runners.tracking import Tracker, probe
+
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    from runners.tracking import Tracker, is_remote, probe
 
     waiting = pending(args.spool)
     if args.list or not waiting:
@@ -27,7 +31,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(directory.name)
         print(f"{len(waiting)} run(s) waiting in {args.spool}")
         return 0
-    if args.uri is not None:
+    if args.uri is not None and is_remote(args.uri):
         reason = probe(args.uri)
         if reason is not None:
             print(f"error: the tracking server {args.uri} cannot be reached ({reason}); "
@@ -35,7 +39,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             return 2
 
     def connect(uri: str) -> Any:
-        reason = probe(uri)
+        reason = probe(uri) if is_remote(uri) else None
         if reason is not None:
             raise ConnectionError(f"{uri} cannot be reached: {reason}")
         return Tracker(uri)
