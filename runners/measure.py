@@ -81,6 +81,25 @@ def kill_tree(pid: int, grace_s: float = 2.0) -> None:
             p.kill()
 
 
+def kill_marked(name: str, value: str) -> int:
+    """Kill (with their trees) the processes whose environment has ``name=value``.
+
+    Returns
+    -------
+    int
+        How many were found.
+    """
+    found = 0
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != os.getpid() and proc.environ().get(name) == value:
+                kill_tree(proc.pid)
+                found += 1
+        except psutil.Error:
+            continue
+    return found
+
+
 def _sample_rss(proc: psutil.Process) -> int:
     total = 0
     try:

@@ -21,11 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runners.measure import Measured, read_text, run_measured, tail
+from runners.measure import Measured, kill_marked, read_text, run_measured, tail
 
 MARKER = ".bench-env.json"
 FREEZE = "bench-freeze.txt"
 STRACE_CALLS = "open,openat,stat,lstat,fstat,newfstatat,statx"
+#: Marks a trial's processes (by its log path), so a retried trial can stop what a lost
+#: worker's attempt left running.
+TRIAL_MARKER = "BENCH_TRIAL"
 
 
 class StageError(RuntimeError):
@@ -323,7 +326,9 @@ def run_trial(after: Any, argvs: list[list[str]], label: str, log_dir: str,
         name = label if len(argvs) == 1 else f"{label}.{i}"
         out, err = log_paths(log_dir, name)
         logs += [str(out), str(err)]
-        m = run_measured(argv, out, err, timeout_s)
+        if out.exists():    # an earlier attempt (its worker was lost): stop what it left
+            kill_marked(TRIAL_MARKER, str(out))
+        m = run_measured(argv, out, err, timeout_s, env={**os.environ, TRIAL_MARKER: str(out)})
         try:
             check_exit(m, "bench", f"{name} ({Path(argv[0]).name})")
             try:
