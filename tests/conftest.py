@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import server  # noqa: F401 - the session's MLflow server fixture
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -79,3 +81,30 @@ def run_py(tmp_path: Path) -> RunPy:
 @pytest.fixture(autouse=True)
 def _isolated_hydra(hydra_restore_singletons: None) -> None:
     """Hydra's global state (version base, config store) does not leak between tests."""
+
+
+#: Rows of the fault-injection suite (tests/test_faults.py), printed at the end of the run.
+FAULTS: list[tuple[str, int, int, int]] = []
+
+
+@pytest.fixture
+def fault_report() -> Callable[[str, int, int, int], None]:
+    """Record a fault scenario's figures: runs started, runs recorded, results lost."""
+
+    def record(scenario: str, started: int, recorded: int, lost: int) -> None:
+        FAULTS.append((scenario, started, recorded, lost))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault-injection table: every scenario with runs started / recorded / lost."""
+    if not FAULTS:
+        return
+    tr = terminalreporter
+    tr.section("fault injection: runs started / runs recorded / results lost")
+    width = max(len(s) for s, *_ in FAULTS)
+    tr.write_line(f"{'scenario':<{width}}  started  recorded  lost")
+    for scenario, started, recorded, lost in FAULTS:
+        tr.write_line(f"{scenario:<{width}}  {started:>7}  {recorded:>8}  {lost:>4}")
+    tr.write_line(f"total lost: {sum(f[3] for f in FAULTS)}")
