@@ -94,10 +94,19 @@ def open_tracker(cfg: DictConfig) -> tuple[Any, str]:
         tracker = Tracker(cfg.tracking.uri, cfg.tracking.artifact_root,
                           spool=cfg.tracking.get("spool") or None,
                           redact=[str(p) for p in cfg.get("redact") or ()])
-        return tracker, tracker.experiment_id(experiment_name(cfg))
+        experiment_id = tracker.experiment_id(experiment_name(cfg))
     except Exception as exc:
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
         raise ConfigError(f"cannot open the MLflow store {cfg.tracking.uri}: {reason}") from None
+    if tracker.spool is not None and tracker.offline_reason is None:
+        from runners.spool import pending
+
+        waiting = len(pending(tracker.spool.root))
+        if waiting:
+            print(f"note: {waiting} run(s) recorded while the tracking server could not be "
+                  f"reached wait in {tracker.spool.root}; upload them with `bench sync`",
+                  file=sys.stderr)
+    return tracker, experiment_id
 
 
 def experiment_name(cfg: DictConfig) -> str:

@@ -124,13 +124,16 @@ def reap_stale(tracker: Any, experiments: list[str], found_by: str) -> list[str]
             if driver_alive(tags) is not False:
                 continue
             pid = tags.get("driver.pid", "?")
+            dead_markers.add(f"{tags.get('driver.host')}:{pid}:{tags.get('driver.started')}")
+            kill_listed(tags.get("driver.parsl_pids", ""))
+            spool = getattr(tracker, "spool", None)
+            if spool is not None and spool.has_journal(run_id):
+                continue    # the rest of the run is in the spool: `bench sync` closes it
             tracker.set_tags(run_id, {"killed.found_at_next_start": "true"})
             tracker.fail_run(run_id, "driver", "driver_killed",
                              f"the driver (pid {pid} on {tags.get('driver.host')}) ended without "
                              f"closing this run; marked KILLED at the next start by {found_by}",
                              status="KILLED")
-            dead_markers.add(f"{tags.get('driver.host')}:{pid}:{tags.get('driver.started')}")
-            kill_listed(tags.get("driver.parsl_pids", ""))
             ended.append(run_id)
     for marker in dead_markers:
         n = kill_orphans(marker)

@@ -65,6 +65,10 @@ class Spool:
         """The journal directory of a run."""
         return self.root / run_id
 
+    def has_journal(self, run_id: str) -> bool:
+        """Whether a run has a journal waiting for ``bench sync`` here."""
+        return (self.path(run_id) / JOURNAL).is_file()
+
     def _write(self, run_id: str, op: dict[str, Any]) -> None:
         if run_id not in self.runs:        # a run the server has: attach to it
             self.runs.add(run_id)

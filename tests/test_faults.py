@@ -183,10 +183,19 @@ def test_server_down_then_bench_sync_equals_an_online_run(
     assert len(journals) == 1
     text = (journals[0] / "journal.jsonl").read_text()
     assert "tok-planted-9876" not in text, "a secret reached the spool"
-    first = json.loads(text.splitlines()[0])["op"]
-    assert first == ("create" if cut == "from the start" else "attach")
+    head = json.loads(text.splitlines()[0])
+    assert head["op"] == ("create" if cut == "from the start" else "attach")
 
     proxy.up()
+    # The next online start points at the waiting journal, and does not end the server's
+    # RUNNING copy of a spooled run as killed (its driver is gone, but its rest is spooled).
+    other = run_py(["bench=sleep", "bench.params.seconds=0", "tracking=server",
+                    f"tracking.experiment={experiment}", f"tracking.spool={spool}"],
+                   tmp_path / "other", env(MLFLOW_TRACKING_URI=proxy.uri))
+    assert other.returncode == 0, other.stderr
+    assert "1 run(s) recorded while the tracking server could not be reached" in other.stderr
+    before |= {r.info.run_id for r in runs_of(client, experiment)
+               if r.info.run_id != head.get("run_id")}
     synced = bench("sync", "--spool", str(spool))
     assert synced.returncode == 0, synced.stdout + synced.stderr
     assert "1 uploaded" in synced.stdout
@@ -195,8 +204,11 @@ def test_server_down_then_bench_sync_equals_an_online_run(
 
     new = [r for r in runs_of(client, experiment) if r.info.run_id not in before]
     assert len(new) == 1, "a run was uploaded twice or not at all"
+    if cut == "mid-run":
+        assert new[0].info.run_id == head["run_id"]
     got, want = record_of(client, new[0].info.run_id), online["record"]
     assert got["status"] == "FINISHED" and got["end"] > got["start"]
+    assert "failure.kind" not in new[0].data.tags
     assert got["params"].pop("tracking.uri") == proxy.uri     # each went through a proxy
     assert got["params"] == {k: v for k, v in want["params"].items() if k != "tracking.uri"}
     assert got["tags"] == want["tags"]
@@ -463,7 +475,7 @@ PWNED = Path("/tmp/pwned")
     ["-m", "bench.packages=[numpy],[numpy,'x; touch /tmp/pwned']"],
 ], ids=["single", "sweep"])
 def test_a_hostile_package_name_executes_nothing(args: list[str], store: Store,
-                                                 tmp_path: Path) -> None:
+                                                 tmp_path: Path, fault_report: Report) -> None:
     PWNED.unlink(missing_ok=True)
     proc = run_py([*args, *store.overrides()], tmp_path)
     assert proc.returncode == 2
@@ -471,12 +483,14 @@ def test_a_hostile_package_name_executes_nothing(args: list[str], store: Store,
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not PWNED.exists()
     assert store.runs() == []
+    fault_report(f"hostile package name ({'sweep' if '-m' in args else 'single run'}): "
+                 "refused, nothing ran", 0, 0, 0)
 
 
 @pytest.mark.parametrize("value", ["0; touch /tmp/pwned", "$(touch /tmp/pwned)",
                                    "`touch /tmp/pwned`"])
 def test_hostile_command_parameters_reach_the_program_as_one_argument(
-        value: str, store: Store, tmp_path: Path) -> None:
+        value: str, store: Store, tmp_path: Path, fault_report: Report) -> None:
     PWNED.unlink(missing_ok=True)
     proc = run_py(["bench=sleep", *store.overrides(), f"bench.params.seconds='{value}'"],
                   tmp_path)
@@ -486,9 +500,11 @@ def test_hostile_command_parameters_reach_the_program_as_one_argument(
     assert run.info.status == "FAILED"
     assert "invalid float value" in run.data.tags["failure.message"]
     assert value in run.data.tags["failure.message"]
+    fault_report(f"hostile command value {value!r}: one argument", 1, 1, 0)
 
 
-def test_planted_secrets_are_never_logged_or_published(store: Store, tmp_path: Path) -> None:
+def test_planted_secrets_are_never_logged_or_published(store: Store, tmp_path: Path,
+                                                       fault_report: Report) -> None:
     secrets = {"env": "hunter2-planted-env", "config": "planted-in-config-77"}
     proc = run_py(["bench=sleep", *store.overrides(), "bench.params.seconds=0",
                    f"+machine.env.SITE_PASSPHRASE={secrets['config']}", "redact=[PASSPHRASE]"],
@@ -514,6 +530,7 @@ def test_planted_secrets_are_never_logged_or_published(store: Store, tmp_path: P
         assert not any(secret in v for v in values), secret
         assert not any(secret.encode() in b for b in blobs), secret
         assert secret.encode() not in dump, secret
+    fault_report("planted secrets (env and config): redacted", 1, 1, 0)
 
 
 def test_a_huge_non_utf8_output_is_parsed_whole_and_its_log_capped(
