@@ -190,6 +190,16 @@ def read_journal(directory: Path) -> list[dict[str, Any]]:
     return ops
 
 
+def repair(directory: Path) -> None:
+    """Cut a torn last line (its writer was killed mid-write) off a journal, so that more
+    operations can follow it."""
+    path = directory / JOURNAL
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 def pending(root: str | Path) -> list[Path]:
     """Journal directories not yet synced, oldest first."""
     base = Path(root)
@@ -268,12 +278,21 @@ def close_if_stale(directory: Path, ops: list[dict[str, Any]]) -> str:
     alive = driver_alive(dict(ops[0].get("driver", {})))
     if alive is None or alive:
         return "open"
+    repair(directory)
     spool = Spool(directory.parent, str(ops[0].get("uri", "")))
     spool.runs.add(directory.name)
     spool.fail_run(directory.name, "driver", "driver_killed",
                    "the driver process was gone when the spool was synced", status="KILLED")
     ops += read_journal(directory)[len(ops):]
     return "closed"
+
+
+def _created_offline(directory: Path) -> bool:
+    """Whether a pending journal holds a run the server does not know yet (``create``)."""
+    if not (directory / JOURNAL).is_file():
+        return False
+    ops = read_journal(directory)
+    return bool(ops) and ops[0]["op"] == "create"
 
 
 def server_ids(root: Path) -> dict[str, str]:
@@ -327,7 +346,7 @@ def sync(root: str | Path, connect: Callable[[str], Any], uri: str | None = None
                 report.closed_stale.append(local)
             parent = str(ops[0].get("tags", {}).get("mlflow.parentRunId", ""))
             ids = server_ids(base)
-            if parent and parent not in ids and (base / parent).is_dir():
+            if parent and parent not in ids and _created_offline(base / parent):
                 report.skipped.append((local, f"its parent run {parent} is not synced yet"))
                 continue
             target = uri or str(ops[0].get("uri", ""))

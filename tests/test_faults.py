@@ -299,6 +299,19 @@ def test_a_killed_offline_driver_is_closed_killed_by_sync(store: Store, tmp_path
     fault_report("driver killed while offline, then bench sync", 1, 1, 3 - points)
 
 
+def test_a_journal_torn_by_a_killed_writer_is_repaired_and_synced(store: Store,
+                                                                   tmp_path: Path) -> None:
+    local = write_journal(tmp_path / "spool", end=False)
+    with open(tmp_path / "spool" / local / "journal.jsonl", "a") as fh:
+        fh.write('{"op": "metrics", "points": [["m", 9.0, 17')       # killed mid-write
+    proc = bench("sync", "--spool", str(tmp_path / "spool"), "--uri", store.uri)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run,) = store.runs("faults-spool-unit")
+    assert run.info.status == "KILLED"
+    steps = [m.step for m in store.client().get_metric_history(run.info.run_id, "m")]
+    assert sorted(steps) == [0, 1, 2]
+
+
 def test_an_interrupted_sync_resumes_without_duplicates(store: Store, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A sync that dies after applying an operation (before saving its progress), or right
