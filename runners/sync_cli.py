@@ -73,8 +73,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def add_parser(verbs: Any) -> None:
     """Register ``bench sync``."""
-    p = verbs.add_parser("sync", help=cmd_sync.__doc__, description=__doc__.split("\n\n")[0],
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = verbs.add_parser(
+        "sync", help=cmd_sync.__doc__,
+        description="Upload the runs journaled while the tracking server could not be reached "
+                    "(tracking=server with tracking.spool). Each journal is uploaded exactly "
+                    "once, then moved to <spool>/synced/; a journal whose driver still runs is "
+                    "left for later, one whose driver died is closed KILLED first. Exit 1 when "
+                    "a journal could not be uploaded, 2 when --uri cannot be reached.")
     p.add_argument("--spool", default=DEFAULT_SPOOL, help="the spool directory (default: "
                    "%(default)s, tracking.spool of tracking=server)")
     p.add_argument("--uri", default=None, help="upload to this tracking URI instead of the "

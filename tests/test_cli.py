@@ -13,7 +13,15 @@ from runners.cli import build_parser, main
 BENCH = str(Path(sys.executable).with_name("bench"))
 
 
-@pytest.mark.parametrize("verb", [[], ["ui"], ["runs"]])
+def _verbs() -> list[list[str]]:
+    """Every verb the parser knows, plus the bare command."""
+    import argparse
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return [[], *[[v] for v in sub.choices]]
+
+
+@pytest.mark.parametrize("verb", _verbs(), ids=lambda v: " ".join(v) or "bench")
 def test_every_verb_has_help(verb: list[str]) -> None:
     proc = subprocess.run([BENCH, *verb, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "usage: bench" in proc.stdout
