@@ -81,7 +81,7 @@ def write_events(submitted: list[tuple[str, Any]], path: Path) -> Path | None:
 
 
 def attempts(submitted: list[tuple[str, Any]]) -> dict[str, tuple[int, list[str]]]:
-    """``{task: (attempts, [why each earlier attempt failed])}`` of the tasks Parsl tried
+    """``{task: (attempts, [why each failed attempt failed])}`` of the tasks Parsl tried
     more than once (a lost worker: see parsl_configs/retry.py)."""
     out: dict[str, tuple[int, list[str]]] = {}
     for name, fut in submitted:

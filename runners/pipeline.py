@@ -98,7 +98,7 @@ def log_events(tracker: Any, run_id: str, submit: Submitter, out_dir: Path) -> N
         tracker.log_metrics(run_id, {"parsl.retries": sum(n - 1 for n, _ in retried.values())})
     if retried:
         tracker.set_tags(run_id, {f"parsl.attempts.{name.replace('#', '.')}":
-                                  f"{n} attempts; earlier: {' | '.join(why)}"
+                                  f"{n} attempts; failed: {' | '.join(why)}"
                                   for name, (n, why) in retried.items()})
 
 
@@ -199,8 +199,9 @@ def _execute(cfg: Any, submit: Submitter, tracker: Any, run_id: str, out_dir: Pa
             if t == 0 and res.tags:
                 tracker.set_tags(run_id, res.tags)     # where the trials ran
             metrics = trial_metrics(str(bench.kind), res.data["results"], res.data["measured"])
-            if "bench.log_truncated_bytes" in res.metrics:     # a huge log was cut
-                metrics["bench.log_truncated_bytes"] = res.metrics["bench.log_truncated_bytes"]
+            # bytes cut from huge logs (0 when none: every trial has the same keys)
+            metrics["bench.log_truncated_bytes"] = res.metrics.get("bench.log_truncated_bytes",
+                                                                   0.0)
             per_trial.append(metrics)
             results.append(res.data["results"])
             points += [(k, v, t) for k, v in metrics.items()]

@@ -70,8 +70,8 @@ def redact(records: list[dict[str, Any]], patterns: Sequence[str] = ()) -> list[
     records : list of dict
         Run records with ``params`` and ``tags`` dicts.
     patterns : sequence of str
-        Regular expressions added to :data:`runners.redact.REDACT_PATTERN` (searched in
-        keys, ignoring case).
+        Regular expressions of secret keys, added to :data:`runners.redact.SECRET_WORDS`
+        (searched in keys, ignoring case).
 
     Returns
     -------

@@ -53,13 +53,16 @@ class Spool:
         The spool directory (made on first write).
     uri : str
         The tracking server the runs are meant for (``bench sync`` uploads there).
+    closed : set of str, optional
+        Runs already ended (shared with the Tracker, so a run it closed online is not
+        changed here afterwards).
     """
 
-    def __init__(self, root: str | Path, uri: str) -> None:
+    def __init__(self, root: str | Path, uri: str, closed: set[str] | None = None) -> None:
         self.root = Path(root)
         self.uri = uri
         self.runs: set[str] = set()        # runs journaled by this process
-        self.closed: set[str] = set()
+        self.closed = closed if closed is not None else set()   # shared with the Tracker
 
     def path(self, run_id: str) -> Path:
         """The journal directory of a run."""
@@ -117,9 +120,10 @@ class Spool:
         """Journal metrics at one step."""
         self.log_points(run_id, ((k, float(v), step) for k, v in metrics.items()))
 
-    def log_points(self, run_id: str, points: Iterable[tuple[str, float, int]]) -> None:
-        """Journal ``(name, value, step)`` points, stamped now."""
-        stamp = now_ms()
+    def log_points(self, run_id: str, points: Iterable[tuple[str, float, int]],
+                   stamp: int | None = None) -> None:
+        """Journal ``(name, value, step)`` points, stamped ``stamp`` (default: now)."""
+        stamp = now_ms() if stamp is None else stamp
         rows = [[k, float(v), stamp, int(s)] for k, v, s in points]
         if rows:
             self._write(run_id, {"op": "metrics", "points": rows})
@@ -158,12 +162,14 @@ class Spool:
         """Journal the run's end."""
         if run_id in self.closed:
             return
-        self.closed.add(run_id)
         self._write(run_id, {"op": "end", "status": status, "time": now_ms()})
+        self.closed.add(run_id)
 
     def fail_run(self, run_id: str, stage: str, kind: str, message: str,
                  status: str = "FAILED") -> None:
-        """Journal ``failure.*`` tags and the end."""
+        """Journal ``failure.*`` tags and the end (nothing for a run already ended)."""
+        if run_id in self.closed:
+            return
         self.set_tags(run_id, {"failure.stage": stage, "failure.kind": kind,
                                "failure.message": message})
         self.end_run(run_id, status)
@@ -327,6 +333,7 @@ def sync(root: str | Path, connect: Callable[[str], Any], uri: str | None = None
     base = Path(root)
     report = SyncReport()
     trackers: dict[str, Any] = {}
+    ids = server_ids(base)
     for directory in pending(base):
         local = directory.name
         with locked(directory) as mine:
@@ -345,7 +352,6 @@ def sync(root: str | Path, connect: Callable[[str], Any], uri: str | None = None
             if state == "closed":
                 report.closed_stale.append(local)
             parent = str(ops[0].get("tags", {}).get("mlflow.parentRunId", ""))
-            ids = server_ids(base)
             if parent and parent not in ids and _created_offline(base / parent):
                 report.skipped.append((local, f"its parent run {parent} is not synced yet"))
                 continue
@@ -357,6 +363,7 @@ def sync(root: str | Path, connect: Callable[[str], Any], uri: str | None = None
             except Exception as exc:
                 report.failed.append((local, " ".join(f"{type(exc).__name__}: {exc}".split())))
                 continue
+            ids[local] = server_id
             (base / SYNCED).mkdir(exist_ok=True)
             os.replace(directory, base / SYNCED / local)
             report.uploaded.append((local, server_id))
@@ -376,7 +383,10 @@ def replay(directory: Path, ops: list[dict[str, Any]], tracker: Any,
             state["run_id"] = head["run_id"]
         else:   # a sync that died between creating the run and saving its state
             state["run_id"] = tracker.find_spooled(head["experiment"], directory.name)
-            resumed = resumed or state["run_id"] is not None
+            if state["run_id"] is not None:     # its params may not all have been logged
+                tracker.apply_spooled(state["run_id"], {"op": "params",
+                                                        "params": head["params"]}, directory)
+                resumed = True
         if state["run_id"] is not None:
             state["done"] = max(int(state["done"]), 1)
             save_state(directory, state)

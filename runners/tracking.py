@@ -131,7 +131,7 @@ def probe(uri: str, timeout: float = 3.0) -> str | None:
 #: with backoff factor 2, i.e. minutes before a call to a dead server gives up).
 SPOOL_RETRY_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
                    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                   "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+                   "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 
 
 def _sqlite_wal(client: Any) -> None:
@@ -182,7 +182,7 @@ class Tracker:
         (:mod:`runners.spool`; ``bench sync`` uploads them later).  None: no spool, a
         call to an unreachable server raises.
     redact : sequence of str
-        Patterns of secret keys added to :data:`runners.redact.REDACT_PATTERN`.  Params,
+        Patterns of secret keys added to :data:`runners.redact.SECRET_WORDS`.  Params,
         tags, failure messages and text artifacts are redacted before they are logged or
         spooled (:class:`runners.redact.Redactor`).
     """
@@ -202,7 +202,7 @@ class Tracker:
         if spool and is_remote(uri):
             from runners.spool import Spool
 
-            self.spool = Spool(spool, uri)
+            self.spool = Spool(spool, uri, closed=self.closed)
             for key, val in SPOOL_RETRY_ENV.items():
                 os.environ.setdefault(key, val)
             reason = probe(uri)
@@ -303,7 +303,15 @@ class Tracker:
         now = int(time.time() * 1000)
         batch = [Metric(k, v, now, int(s)) for k, v, s in points]
         for i in range(0, len(batch), BATCH_METRICS):
-            self.client.log_batch(run_id, metrics=batch[i:i + BATCH_METRICS])
+            try:
+                self.client.log_batch(run_id, metrics=batch[i:i + BATCH_METRICS])
+            except Exception as exc:    # spool what the server did not get, same timestamps
+                if self.spool is None or not unreachable(exc):
+                    raise
+                self.go_offline(" ".join(f"{type(exc).__name__}: {exc}".split())[:300])
+                self.spool.log_points(run_id, [(m.key, m.value, m.step) for m in batch[i:]],
+                                      stamp=now)
+                return
 
     @_spooled
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
@@ -332,8 +340,8 @@ class Tracker:
         """Close a run with FINISHED, FAILED or KILLED (once: a closed run stays as it is)."""
         if run_id in self.closed:
             return
-        self.closed.add(run_id)
         self.client.set_terminated(run_id, status=status)
+        self.closed.add(run_id)
 
     @_spooled
     def fail_run(self, run_id: str, stage: str, kind: str, message: str,

@@ -352,6 +352,64 @@ def test_an_interrupted_sync_resumes_without_duplicates(store: Store, tmp_path: 
             assert sorted(steps) == [0, 1, 2], (key, steps)
 
 
+def test_a_sync_that_died_between_creating_the_run_and_its_params(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runners import spool as spool_mod
+    from runners.tracking import Tracker
+
+    root = tmp_path / "spool"
+    write_journal(root)
+
+    def create_without_params(self: Tracker, experiment: str, run_name: str, start_ms: int,
+                              params: Any, tags: Any) -> str:
+        self.client.create_run(self.experiment_id(experiment), start_time=start_ms,
+                               tags=dict(tags), run_name=run_name)
+        raise ConnectionError("the sync died before the params were logged")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Tracker, "create_spooled", create_without_params)
+        assert len(spool_mod.sync(root, lambda uri: Tracker(uri), store.uri).failed) == 1
+    assert len(spool_mod.sync(root, lambda uri: Tracker(uri), store.uri).uploaded) == 1
+    (run,) = store.runs("faults-spool-unit")
+    assert run.data.params == {"p": "1"} and run.info.status == "FINISHED"
+
+
+def test_a_server_lost_between_batches_spools_only_the_rest(store: Store, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """1,500 points: the first batch reached the server, the second is spooled with the same
+    timestamps; after sync the run has each point once."""
+    import requests
+
+    from runners import spool as spool_mod
+    from runners.spool import Spool
+    from runners.tracking import Tracker
+
+    tracker = Tracker(store.uri, str(store.artifacts))
+    run_id = tracker.start_run("faults-batches", "r", {}, {})
+    tracker.spool = Spool(tmp_path / "spool", store.uri, closed=tracker.closed)
+    real = tracker.client.log_batch
+    calls: list[int] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise requests.exceptions.ConnectionError("connection refused")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(tracker.client, "log_batch", flaky)
+    tracker.log_points(run_id, [("m", float(i), i) for i in range(1500)])
+    tracker.end_run(run_id)
+    assert tracker.offline_reason is not None
+    monkeypatch.undo()
+    report = spool_mod.sync(tmp_path / "spool", lambda uri: Tracker(uri), store.uri)
+    assert len(report.uploaded) == 1
+    history = store.client().get_metric_history(run_id, "m")
+    assert sorted(m.step for m in history) == list(range(1500))
+    assert len({m.timestamp for m in history}) == 1
+    assert store.client().get_run(run_id).info.status == "FINISHED"
+
+
 def test_concurrent_syncs_upload_each_journal_once(store: Store, tmp_path: Path) -> None:
     root = tmp_path / "spool"
     for _ in range(6):
@@ -518,10 +576,12 @@ def test_hostile_command_parameters_reach_the_program_as_one_argument(
 
 def test_planted_secrets_are_never_logged_or_published(store: Store, tmp_path: Path,
                                                        fault_report: Report) -> None:
-    secrets = {"env": "hunter2-planted-env", "config": "planted-in-config-77"}
+    secrets = {"env": "hunter2-planted-env", "config": "planted-in-config-77", "short": "47x1"}
     proc = run_py(["bench=sleep", *store.overrides(), "bench.params.seconds=0",
-                   f"+machine.env.SITE_PASSPHRASE={secrets['config']}", "redact=[PASSPHRASE]"],
-                  tmp_path, env(MY_SERVICE_API_TOKEN=secrets["env"]))
+                   f"+machine.env.SITE_PASSPHRASE={secrets['config']}",
+                   f"+machine.env.SITE_PIN={secrets['short']}", "redact=[_PIN$]"],
+                  tmp_path, env(MY_SERVICE_API_TOKEN=secrets["env"],
+                                DATABASE_URL="postgresql://u:url-pw-5@h/db"))
     assert proc.returncode == 0, proc.stderr
     (run,) = store.runs("sleep")
     values = [*run.data.params.values(), *run.data.tags.values()]
@@ -531,6 +591,8 @@ def test_planted_secrets_are_never_logged_or_published(store: Store, tmp_path: P
     blobs = [p.read_bytes() for p in local.rglob("*") if p.is_file()]
     environment = json.loads((local / "provenance" / "environment.json").read_text())
     assert environment["MY_SERVICE_API_TOKEN"] == "[redacted]"
+    assert environment["DATABASE_URL"] == "postgresql://u:[redacted]@h/db"
+    assert run.data.params["machine.env.SITE_PIN"] == "[redacted]"
     assert "PATH" in environment
     repo = tmp_path / "results.git"
     subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
@@ -539,11 +601,22 @@ def test_planted_secrets_are_never_logged_or_published(store: Store, tmp_path: P
     dump = subprocess.run(["git", "-C", str(repo), "log", "-p", "--all"], capture_output=True,
                           check=True).stdout
     assert b"SITE_PASSPHRASE" in dump       # the key is published, its value is not
-    for secret in secrets.values():
+    for secret in [*secrets.values(), "url-pw-5"]:
         assert not any(secret in v for v in values), secret
         assert not any(secret.encode() in b for b in blobs), secret
         assert secret.encode() not in dump, secret
     fault_report("planted secrets (env and config): redacted", 1, 1, 0)
+
+
+def test_a_huge_log_in_one_trial_only(store: Store, tmp_path: Path) -> None:
+    """Trials whose logs were and were not cut summarize together."""
+    proc = run_py(["bench=sleep", *store.overrides(), "bench.trials=2",
+                   f"bench.command='{{python}} {ROOT}/tests/data/big_first.py {tmp_path}/n'"],
+                  tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (run,) = store.runs("sleep")
+    cut = store.client().get_metric_history(run.info.run_id, "bench.log_truncated_bytes")
+    assert sorted((m.step, m.value > 0) for m in cut) == [(0, True), (1, False)]
 
 
 def test_a_huge_non_utf8_output_is_parsed_whole_and_its_log_capped(

@@ -6,24 +6,36 @@ from pathlib import Path
 
 import pytest
 
-from runners.redact import REDACTED, Redactor, compile_patterns, secret_key
+from runners.redact import REDACTED, Redactor, compile_patterns, secret_env, secret_key
 
 
 @pytest.mark.parametrize("key", ["MLFLOW_TRACKING_PASSWORD", "GITHUB_TOKEN", "env.API_TOKEN",
                                  "aws.secret_access_key", "apiKey", "machine.env.DB_PASSWD",
-                                 "SSH_CREDENTIALS", "tags.authToken"])
+                                 "SSH_CREDENTIALS", "tags.authToken", "env.APIKEY",
+                                 "machine.env.SECRET_KEY_BASE", "machine.env.AWS_ACCESS_KEY_ID"])
 def test_secret_looking_keys(key: str) -> None:
-    assert secret_key(key, compile_patterns())
+    assert secret_key(key)
 
 
 @pytest.mark.parametrize("key", ["config.hash", "tokenizer", "monkey", "keyboard_layout",
-                                 "PATH", "bench.params.seconds", "SSH_AUTH_SOCK"])
+                                 "PATH", "bench.params.seconds", "SSH_AUTH_SOCK",
+                                 "bench.key_size", "bench.max_tokens", "cache.keys",
+                                 "bench.params.sort_key_order", "tokenizer.name"])
 def test_ordinary_keys(key: str) -> None:
-    assert not secret_key(key, compile_patterns())
+    assert not secret_key(key)
+
+
+@pytest.mark.parametrize(("name", "secret"), [
+    ("SECRET_KEY_BASE", True), ("AWS_ACCESS_KEY_ID", True), ("GITHUB_TOKEN", True),
+    ("MLFLOW_TRACKING_PASSWORD", True), ("MY_SERVICE_API_TOKEN", True), ("HOME", False),
+    ("MONKEY_PATCH", False), ("KEYBOARD", False), ("PATH", False)])
+def test_secret_environment_variables(name: str, secret: bool) -> None:
+    assert secret_env(name) is secret
 
 
 def test_extra_patterns_and_a_bad_one() -> None:
     assert secret_key("SITE_COOKIE", compile_patterns(["cookie"]))
+    assert not secret_key("SITE_COOKIE")
     with pytest.raises(ValueError, match="redact pattern '\\[' is not a regular expression"):
         compile_patterns(["["])
 
@@ -60,6 +72,33 @@ def test_files_and_directories_get_redacted_copies(tmp_path: Path) -> None:
     assert (copy / "sub" / "dirty.log").read_bytes() == b"\xfe token=[redacted] end"
     assert (copy / "clean.txt").read_bytes() == b"nothing here \xff"
     assert Redactor(environ={}).directory(str(tmp_path / "d"), []) == str(tmp_path / "d")
+
+
+def test_urls_config_files_and_binaries(tmp_path: Path) -> None:
+    red = Redactor(environ={})
+    assert red.text("db at postgresql+psycopg2://mlflow:pw1@127.0.0.1:5432/x, see http://a/b") \
+        == f"db at postgresql+psycopg2://mlflow:{REDACTED}@127.0.0.1:5432/x, see http://a/b"
+    assert red.environment({"DATABASE_URL": "https://u:hunter@h/"}) == {
+        "DATABASE_URL": f"https://u:{REDACTED}@h/"}
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("machine:\n  env:\n    DB_PASSWORD: abc\n    HOME: /root\n"
+                   "bench:\n  key_size: 16\n")
+    over = tmp_path / "overrides.yaml"
+    over.write_text("- +machine.env.DB_PASSWORD=abc\n- bench.trials=3\n"
+                    "- a=1,machine.env.X_TOKEN=t1,b=2\n")
+    png = tmp_path / "plot.png"
+    png.write_bytes(b"\x89PNG\0\0 https://u:pw@h/ " + b"s3cr3t-value-0001")
+    red.remember(["s3cr3t-value-0001"])
+    out = red.files([str(cfg), str(over), str(png)], [])
+    assert out[2] == str(png)                       # binary: left alone
+    import yaml
+
+    assert yaml.safe_load(Path(out[0]).read_text()) == {
+        "machine": {"env": {"DB_PASSWORD": REDACTED, "HOME": "/root"}},
+        "bench": {"key_size": 16}}
+    assert yaml.safe_load(Path(out[1]).read_text()) == [
+        f"+machine.env.DB_PASSWORD={REDACTED}", "bench.trials=3",
+        f"a=1,machine.env.X_TOKEN={REDACTED},b=2"]
 
 
 def test_the_tracker_redacts_before_logging(tmp_path: Path,
