@@ -274,15 +274,19 @@ class SyncReport:
     failed: list[tuple[str, str]] = field(default_factory=list)     # (local id, why)
 
 
-def close_if_stale(directory: Path, ops: list[dict[str, Any]]) -> str:
+def close_if_stale(directory: Path, ops: list[dict[str, Any]], foreign: bool = False) -> str:
     """``open`` (its driver lives), ``ended``, or ``closed``: a journal whose driver is gone
-    from this host gets an ``end`` KILLED with ``failure.kind=driver_killed`` appended."""
+    from this host gets an ``end`` KILLED with ``failure.kind=driver_killed`` appended.
+
+    A driver on another host cannot be checked: its journal stays open unless ``foreign``
+    (the user says those drivers are gone).
+    """
     from runners.resume import driver_alive
 
     if any(op["op"] == "end" for op in ops):
         return "ended"
     alive = driver_alive(dict(ops[0].get("driver", {})))
-    if alive is None or alive:
+    if alive or (alive is None and not foreign):
         return "open"
     repair(directory)
     spool = Spool(directory.parent, str(ops[0].get("uri", "")))
@@ -312,7 +316,7 @@ def server_ids(root: Path) -> dict[str, str]:
 
 
 def sync(root: str | Path, connect: Callable[[str], Any], uri: str | None = None,
-         progress: Callable[[str], None] | None = None) -> SyncReport:
+         progress: Callable[[str], None] | None = None, foreign: bool = False) -> SyncReport:
     """Replay every pending journal against its tracking server, exactly once.
 
     Parameters
@@ -325,6 +329,8 @@ def sync(root: str | Path, connect: Callable[[str], Any], uri: str | None = None
         Upload here instead of the server each journal was meant for.
     progress : callable, optional
         Called with each journal's id as it is done.
+    foreign : bool
+        Close (KILLED) unfinished journals whose driver ran on another host.
 
     Returns
     -------
@@ -345,9 +351,10 @@ def sync(root: str | Path, connect: Callable[[str], Any], uri: str | None = None
             ops = read_journal(directory)
             if not ops:
                 continue
-            state = close_if_stale(directory, ops)
+            state = close_if_stale(directory, ops, foreign)
             if state == "open":
-                report.skipped.append((local, "its driver is still running"))
+                report.skipped.append((local, "its driver is still running (or ran on "
+                                       "another host: see --foreign)"))
                 continue
             if state == "closed":
                 report.closed_stale.append(local)

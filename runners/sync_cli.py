@@ -55,7 +55,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         bar.update(done=done)
 
     try:
-        report = sync(args.spool, connect, args.uri, step)
+        report = sync(args.spool, connect, args.uri, step, args.foreign)
     finally:
         bar.close()
     for local, server in report.uploaded:
@@ -85,4 +85,7 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--uri", default=None, help="upload to this tracking URI instead of the "
                    "server each run was meant for")
     p.add_argument("--list", action="store_true", help="list the waiting runs, upload nothing")
+    p.add_argument("--foreign", action="store_true",
+                   help="close (KILLED) unfinished runs whose driver ran on another host: "
+                        "only when those drivers are known to be gone")
     p.set_defaults(func=cmd_sync)

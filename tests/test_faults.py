@@ -312,6 +312,22 @@ def test_a_journal_torn_by_a_killed_writer_is_repaired_and_synced(store: Store,
     assert sorted(steps) == [0, 1, 2]
 
 
+def test_a_journal_from_another_host_waits_unless_foreign(store: Store, tmp_path: Path) -> None:
+    local = write_journal(tmp_path / "spool", end=False)
+    path = tmp_path / "spool" / local / "journal.jsonl"
+    lines = path.read_text().splitlines()
+    head = json.loads(lines[0])
+    head["driver"]["driver.host"] = "some-compute-node"
+    path.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
+    first = bench("sync", "--spool", str(tmp_path / "spool"), "--uri", store.uri)
+    assert first.returncode == 0 and "another host" in first.stdout
+    assert store.runs("faults-spool-unit") == []
+    forced = bench("sync", "--spool", str(tmp_path / "spool"), "--uri", store.uri, "--foreign")
+    assert forced.returncode == 0 and "1 uploaded" in forced.stdout
+    (run,) = store.runs("faults-spool-unit")
+    assert run.info.status == "KILLED"
+
+
 def test_an_interrupted_sync_resumes_without_duplicates(store: Store, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A sync that dies after applying an operation (before saving its progress), or right
