@@ -165,15 +165,6 @@ class Spool:
         self._write(run_id, {"op": "end", "status": status, "time": now_ms()})
         self.closed.add(run_id)
 
-    def fail_run(self, run_id: str, stage: str, kind: str, message: str,
-                 status: str = "FAILED") -> None:
-        """Journal ``failure.*`` tags and the end (nothing for a run already ended)."""
-        if run_id in self.closed:
-            return
-        self.set_tags(run_id, {"failure.stage": stage, "failure.kind": kind,
-                               "failure.message": message})
-        self.end_run(run_id, status)
-
     def finished_run(self, experiment: str, config_hash: str) -> str | None:
         """Unknown while offline: nothing counts as done."""
         return None
@@ -291,8 +282,10 @@ def close_if_stale(directory: Path, ops: list[dict[str, Any]], foreign: bool = F
     repair(directory)
     spool = Spool(directory.parent, str(ops[0].get("uri", "")))
     spool.runs.add(directory.name)
-    spool.fail_run(directory.name, "driver", "driver_killed",
-                   "the driver process was gone when the spool was synced", status="KILLED")
+    spool.set_tags(directory.name, {
+        "failure.stage": "driver", "failure.kind": "driver_killed",
+        "failure.message": "the driver process was gone when the spool was synced"})
+    spool.end_run(directory.name, "KILLED")
     ops += read_journal(directory)[len(ops):]
     return "closed"
 

@@ -85,8 +85,6 @@ def _redact_arguments(redactor: Any, arguments: dict[str, Any], scratch: list[st
     for key in ("params", "tags"):
         if key in arguments:
             arguments[key] = redactor.mapping(arguments[key])
-    if "message" in arguments:
-        arguments["message"] = redactor.text(str(arguments["message"]))
     if "paths" in arguments:
         arguments["paths"] = redactor.files(list(arguments["paths"]), scratch)
     if "directory" in arguments:
@@ -343,10 +341,11 @@ class Tracker:
         self.client.set_terminated(run_id, status=status)
         self.closed.add(run_id)
 
-    @_spooled
+    @_locked
     def fail_run(self, run_id: str, stage: str, kind: str, message: str,
                  status: str = "FAILED") -> None:
-        """Close a run as FAILED (or KILLED) with its cause in ``failure.*`` tags."""
+        """Close a run as FAILED (or KILLED) with its cause in ``failure.*`` tags (both
+        calls are redacted, and spooled when the server cannot be reached)."""
         if run_id in self.closed:
             return
         self.set_tags(run_id, {"failure.stage": stage, "failure.kind": kind,
