@@ -32,3 +32,16 @@ def write_result(name: str, body: str) -> Path:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     path.write_text(f"# {name}\n\nRecorded {stamp} on {machine_line()}\n\n{body}\n")
     return path
+
+
+def require_server(uri: str) -> None:
+    """Exit with one line unless ``uri`` is a tracking server that answers ``/health``."""
+    if not uri.startswith("http"):
+        raise SystemExit(f"--uri must be the tracking server's http(s) URI, not {uri}")
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{uri}/health", timeout=5).read()
+    except OSError as exc:
+        raise SystemExit(f"no tracking server at {uri} ({exc}); "
+                         "start it with cluster/mlflow/start.sh") from exc

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine_line, med, write_result  # noqa: E402
+from _common import ROOT, machine_line, med, require_server, write_result  # noqa: E402
 
 KEY = "m"
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # no "View run" lines
@@ -206,15 +206,7 @@ def main() -> None:
     ap.add_argument("--batch-calls", type=int, default=30, help="calls per batch latency")
     ap.add_argument("--write", action="store_true", help="also write results/server_load.md")
     args = ap.parse_args()
-    if not args.uri.startswith("http"):
-        raise SystemExit(f"--uri must be the tracking server's http(s) URI, not {args.uri}")
-    import urllib.request
-
-    try:
-        urllib.request.urlopen(f"{args.uri}/health", timeout=5).read()
-    except OSError as exc:
-        raise SystemExit(f"no tracking server at {args.uri} ({exc}); "
-                         "start it with cluster/mlflow/start.sh") from exc
+    require_server(args.uri)
     batches = [int(b) for b in args.batch.split(",")]
 
     body = "\n\n".join([

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine_line, med, write_result  # noqa: E402
+from _common import ROOT, machine_line, med, require_server, write_result  # noqa: E402
 
 BIN = Path(sys.executable).parent
 RUN_ID = re.compile(r"\[run ([0-9a-f]{32}) FINISHED\]")
@@ -311,15 +311,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--write", action="store_true", help="also write results/spool.md")
     args = ap.parse_args()
-    if not args.uri.startswith("http"):
-        raise SystemExit(f"--uri must be the tracking server's http(s) URI, not {args.uri}")
-    import urllib.request
-
-    try:
-        urllib.request.urlopen(f"{args.uri}/health", timeout=5).read()
-    except OSError as exc:
-        raise SystemExit(f"no tracking server at {args.uri} ({exc}); "
-                         "start it with cluster/mlflow/start.sh") from exc
+    require_server(args.uri)
     tmp = Path(tempfile.mkdtemp(prefix="bench-spool-"))
     body = measure(Bench(args.uri, args.experiment, tmp), args.reps, args.drivers)
     if not args.keep:
