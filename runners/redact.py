@@ -192,7 +192,6 @@ class Redactor:
                 tmp = tempfile.mkdtemp(prefix="bench-redact-")
                 scratch.append(tmp)
                 copy = Path(tmp) / os.path.basename(path)
-                shutil.copyfile(path, copy)     # keeps the mode
                 copy.write_bytes(data)
                 path = str(copy)
             out.append(path)
