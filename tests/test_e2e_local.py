@@ -92,6 +92,7 @@ def test_unknown_package_ends_the_run_failed_with_its_cause(run_py: RunPy, store
     (["machine=nowhere"], "valid options for machine: "),
     (["fs=nowhere"], "valid options for fs: "),
     (["bench.env=missing_spec"], "has no spec"),
+    (["machine.retries=-1"], "machine.retries=-1 is too small; give an integer >= 0"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_recorded(run_py: RunPy, store: Store,
                                                            args: list[str], expected: str) -> None:
