@@ -7,13 +7,13 @@
 
 from omegaconf import DictConfig
 
-from runners.entry import hydra_main
+from runners.config.entry import hydra_main
 
 
 @hydra_main
 def main(cfg: DictConfig) -> object:
     """Run one experiment (one job of a sweep)."""
-    from runners.experiment import run_experiment
+    from runners.run.experiment import run_experiment
 
     return run_experiment(cfg)
 

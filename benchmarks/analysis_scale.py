@@ -8,10 +8,10 @@ step halfway in three series and ~2% FAILED runs with ``failure.*`` tags.
 
 Targets (wall time of the real command, median of 3, alternating):
 ``bench compare`` ≤ 3 s, ``bench regress --dry-run`` over all series ≤ 5 s,
-``bench report`` ≤ 15 s.  Bare ``python -c 'import runners.cli'`` and
+``bench report`` ≤ 15 s.  Bare ``python -c 'import runners.cli.main'`` and
 ``python -c 'import mlflow'`` run alongside as the fixed start-up cost.
 
-How the store is made fast: ``runners.tracking.Tracker`` creates it (schema, WAL, the two
+How the store is made fast: ``runners.tracking.tracker.Tracker`` creates it (schema, WAL, the two
 experiments); the first ``--client-runs`` runs go through ``MlflowClient`` (create_run +
 one log_batch + set_terminated, ``--threads`` threads) to measure that path, and the rest
 are inserted with ``sqlite3.executemany`` in one transaction into the same five tables
@@ -73,7 +73,7 @@ FAILURES = (("bench", "timeout", "trial 2 exceeded bench.timeout_s=600.0"),
             ("parsl", "scheduler", "the block was not scheduled within 600 s"))
 
 TARGETS = {"compare": 3.0, "regress": 5.0, "report": 15.0}
-PROFILED = ("_find_and_load", "runs_table", "_runs_table_sql", "search_runs", "_search_runs",
+PROFILED = ("_find_and_load", "runs_table", "runs_table_sql", "search_runs", "_search_runs",
             "to_mlflow_entity", "from_records", "pivot", "regress_frame", "judge_frame",
             "series_table", "verdicts", "write_pngs", "write_pdf", "savefig", "render_html",
             "to_csv")
@@ -93,7 +93,7 @@ class RunSpec:
 
 
 def config_hash(params: dict[str, str]) -> str:
-    """Hash of a run's params, like runners.experiment.config_hash of the resolved config."""
+    """Hash of a run's params, like runners.run.lifecycle.config_hash of the resolved config."""
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -233,7 +233,7 @@ def same_shape(client: Any, a: str, b: str) -> list[str]:
 
 def generate(cache: Path, n: int, client_runs: int, threads: int) -> dict[str, Any]:
     """Make the store in ``cache`` (replacing it) and return what generation took."""
-    from runners.tracking import Tracker
+    from runners.tracking.tracker import Tracker
 
     if cache.exists():
         shutil.rmtree(cache)
@@ -252,9 +252,9 @@ def generate(cache: Path, n: int, client_runs: int, threads: int) -> dict[str, A
     via_client = [r for i, r in enumerate(all_runs) if i in picked]
     via_sql = [r for i, r in enumerate(all_runs) if i not in picked]
     t0 = time.perf_counter()
-    client_ids = write_client(tracker.client, exp_ids, via_client, threads)
+    client_ids = write_client(tracker.online.client, exp_ids, via_client, threads)
     t_client = time.perf_counter() - t0
-    tracker.client._tracking_client.store.engine.dispose()
+    tracker.online.client._tracking_client.store.engine.dispose()
     t0 = time.perf_counter()
     sql_ids = write_sql(db, exp_ids, via_sql, SEED)
     t_sql = time.perf_counter() - t0
@@ -262,7 +262,7 @@ def generate(cache: Path, n: int, client_runs: int, threads: int) -> dict[str, A
     if client_ids and sql_ids:
         a = next(i for i, r in zip(client_ids, via_client, strict=True) if r.status == "FINISHED")
         b = next(i for i, r in zip(sql_ids, via_sql, strict=True) if r.status == "FINISHED")
-        diffs = same_shape(tracker.client, a, b)
+        diffs = same_shape(tracker.online.client, a, b)
     con = sqlite3.connect(db)
     counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("runs", "tags", "params", "metrics", "latest_metrics")}
@@ -305,7 +305,7 @@ def commands(uri: str, out: Path) -> dict[str, list[str]]:
     py = sys.executable
     verb = [py, "-m", "runners.cli"]
     return {
-        "import runners.cli": [py, "-c", "import runners.cli"],
+        "import runners.cli.main": [py, "-c", "import runners.cli.main"],
         "import mlflow": [py, "-c", "import mlflow"],
         "compare": [*verb, "compare", "--tracking-uri", uri],
         "regress": [*verb, "regress", "--tracking-uri", uri, "--dry-run"],
@@ -349,9 +349,9 @@ PHASES = """
 import gc, inspect, json, sqlite3, sys, time
 t0 = time.perf_counter()
 import pandas as pd
-from runners.tracking import Tracker
+from runners.tracking.query import StoreReader
 t1 = time.perf_counter()
-tracker = Tracker(sys.argv[1])
+tracker = StoreReader(sys.argv[1])
 tracker.experiment_ids()
 t2 = time.perf_counter()
 frame = tracker.runs_table(None)
@@ -395,8 +395,8 @@ def phases(uri: str) -> str:
         return f"- phases: failed: {done.stderr.strip().splitlines()[-1:]}"
     p = json.loads(done.stdout.strip().splitlines()[-1])
     return (f"- In one process: `import pandas, runners.tracking` {p['imports']:.2f} s; "
-            f"`Tracker(uri)` + first query {p['tracker']:.2f} s (imports mlflow and its "
-            f"SQLAlchemy store, checks the schema); `Tracker.runs_table(None)` as the verbs "
+            f"`StoreReader(uri)` + first query {p['tracker']:.2f} s (imports mlflow and its "
+            f"SQLAlchemy store, checks the schema); `StoreReader.runs_table(None)` as the verbs "
             f"call it {p['runs_table']:.2f} s for {p['rows']} runs × {p['cols']} columns; "
             f"through MlflowClient.search_runs (pages of 1000) {p['paged']:.2f} s, with the "
             f"cyclic GC disabled {p['paged_nogc']:.2f} s; the same wide table by plain "
@@ -459,7 +459,7 @@ def main() -> None:
         """Walls of the repetitions that succeeded."""
         return [w for w, rc in zip(walls[name], codes[name], strict=True) if ok(name, rc)]
 
-    start_cli, start_mlflow = med(walls["import runners.cli"]), med(walls["import mlflow"])
+    start_cli, start_mlflow = med(walls["import runners.cli.main"]), med(walls["import mlflow"])
     rows, missed = [], []
     for name, values in walls.items():
         cells = ", ".join(f"{v:.2f}" + ("" if ok(name, rc) else f" (exit {rc})")
@@ -520,11 +520,11 @@ costs). The machine is a shared 2-core VM: other jobs
 run alongside (1-min load average at the start of each repetition:
 {", ".join(f"{x:.2f}" for x in loads)}). runners/ sources digest {digest(code_before)}.{changed}
 
-| command | median (s) | all (s) | target (s) | verdict | added over `import runners.cli` (s) | added over `import mlflow` (s) |
+| command | median (s) | all (s) | target (s) | verdict | added over `import runners.cli.main` (s) | added over `import mlflow` (s) |
 | --- | ---: | --- | ---: | --- | ---: | ---: |
 {chr(10).join(rows)}
 
-Start-up alone: `import runners.cli` {start_cli:.2f} s, `import mlflow` {start_mlflow:.2f} s.
+Start-up alone: `import runners.cli.main` {start_cli:.2f} s, `import mlflow` {start_mlflow:.2f} s.
 
 Output of each verb (compare: its first line; regress, report: the last):
 

@@ -1,46 +1,17 @@
-"""Shared fixtures: the project root, a temporary MLflow store and a run.py runner."""
+"""Shared fixtures: a temporary MLflow store, a run.py runner, the session's MLflow server
+and the fault-injection table.  Helpers are in :mod:`tests.support`."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers import server  # noqa: F401 - the session's MLflow server fixture
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class Store:
-    """A temporary SQLite MLflow store."""
-
-    uri: str
-    artifacts: Path
-    db: Path
-
-    def overrides(self) -> list[str]:
-        """Hydra overrides that point run.py at this store."""
-        return [f"tracking.uri={self.uri}", f"tracking.artifact_root={self.artifacts}"]
-
-    def client(self):  # noqa: ANN201 - mlflow is imported lazily
-        """An MlflowClient on this store."""
-        from mlflow import MlflowClient
-
-        return MlflowClient(tracking_uri=self.uri)
-
-    def runs(self, experiment: str = "mpi4py_import") -> list:
-        """All runs of an experiment (newest first); [] if it does not exist."""
-        client = self.client()
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None:
-            return []
-        return list(client.search_runs([exp.experiment_id], order_by=["start_time DESC"]))
+from tests.support import ROOT, SCRIPTS, RunPy, Server, Store, child_env, script, start
 
 
 @pytest.fixture
@@ -48,17 +19,6 @@ def store(tmp_path: Path) -> Store:
     """A fresh SQLite store under the test's temporary directory."""
     db = tmp_path / "mlruns" / "mlflow.db"
     return Store(f"sqlite:///{db}", tmp_path / "mlruns" / "artifacts", db)
-
-
-def child_env() -> dict[str, str]:
-    """The environment for run.py subprocesses: the venv's bin/ first on PATH."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.pop("HYDRA_FULL_ERROR", None)
-    return env
-
-
-RunPy = Callable[..., subprocess.CompletedProcess]
 
 
 @pytest.fixture
@@ -83,7 +43,24 @@ def _isolated_hydra(hydra_restore_singletons: None) -> None:
     """Hydra's global state (version base, config store) does not leak between tests."""
 
 
-#: Rows of the fault-injection suite (tests/test_faults.py), printed at the end of the run.
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    """The server, started once for the session and stopped at its end."""
+    env = dict(os.environ)
+    env["BENCH_PYTHON"] = sys.executable  # the server runs this venv's mlflow
+    try:  # stop.sh also after a failed start: it may have got half-way
+        uri = start(env)
+        out = subprocess.run(
+            ["bash", "-c", 'source "$1" && echo "$BENCH_MLFLOW_DIR" && echo "$_bench_pg_port"',
+             "env.sh", str(SCRIPTS / "env.sh")],
+            capture_output=True, text=True, env=env, check=True).stdout.split("\n")
+        yield Server(uri, Path(out[0]), int(out[1]), env)
+    finally:
+        stop = script("stop.sh", env)
+        assert stop.returncode == 0, f"stop.sh failed:\n{stop.stdout}\n{stop.stderr}"
+
+
+#: Rows of the fault-injection suite (tests/server/test_faults.py), printed at the end.
 FAULTS: list[tuple[str, int, int, int]] = []
 
 

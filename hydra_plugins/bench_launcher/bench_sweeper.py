@@ -2,7 +2,7 @@
 
 The basic sweeper composes each job once to validate the batch, and the launcher then
 composes it again.  The Parsl launcher composes and validates every job itself before it
-runs any (runners/sweep.py), so ``hydra/sweeper=bench`` (the default here) skips the first
+runs any (runners/sweep/), so ``hydra/sweeper=bench`` (the default here) skips the first
 pass.  Everything else is the basic sweeper: the same override syntax and batching.
 """
 

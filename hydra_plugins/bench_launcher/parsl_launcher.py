@@ -3,7 +3,7 @@
 Selected with ``hydra/launcher=parsl`` (the default for ``python run.py -m``);
 ``hydra/launcher=basic`` gives Hydra's one-after-another launcher.  Hydra loads launcher
 classes only from the ``hydra_plugins`` package, so the class lives here and stays thin;
-the work is in :mod:`runners.sweep`.
+the work is in :mod:`runners.sweep.launch`.
 """
 
 # No ``from __future__ import annotations``: Hydra's plugin scanner runs this module before
@@ -60,8 +60,8 @@ class ParslLauncher(Launcher):
 
         Bad input (an invalid point, an empty sweep) exits 2 with one line, before any job.
         """
-        from runners.entry import ConfigError, UsageExit
-        from runners.sweep import run_sweep
+        from runners.errors import ConfigError, UsageExit
+        from runners.sweep.launch import run_sweep
 
         try:
             return run_sweep(self, job_overrides, initial_job_idx)

@@ -1,4 +1,4 @@
-"""Pure functions over the runs table (Tracker.runs_table): column lookup, filters, pivot,
+"""Pure functions over the runs table (StoreReader.runs_table): column lookup, filters, pivot,
 rendering.
 
 Every function takes and returns plain values or pandas frames; none touches the store.
@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from runners.errors import InputError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -26,10 +28,6 @@ _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "w
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
-class InputError(ValueError):
-    """Bad command-line input: one line saying what is wrong and what would be right."""
-
-
 def label(column: str) -> str:
     """The display name of a column: ``tag.machine`` -> ``machine``, ``param.x.y`` -> ``x.y``."""
     for prefix in ("tag.", "param.", "metric."):
@@ -38,7 +36,7 @@ def label(column: str) -> str:
     return column
 
 
-def _listing(names: Sequence[str], limit: int = 12) -> str:
+def listing(names: Sequence[str], limit: int = 12) -> str:
     """``a, b, c`` or ``a, b, ... (N more)``; ``none`` when empty."""
     if not names:
         return "none"
@@ -58,7 +56,7 @@ def resolve_column(frame: pd.DataFrame, name: str, option: str = "--by") -> str:
     Parameters
     ----------
     frame : pandas.DataFrame
-        A table of :meth:`runners.tracking.Tracker.runs_table`.
+        A table of :meth:`runners.tracking.query.StoreReader.runs_table`.
     name : str
         A built-in column (``experiment``, ``status``, ``run_id`` ...), a full column name
         (``tag.machine``, ``param.bench.ranks``), or a key looked up as tag first, then as
@@ -84,8 +82,8 @@ def resolve_column(frame: pd.DataFrame, name: str, option: str = "--by") -> str:
     tags = [label(c) for c in frame.columns
             if c.startswith("tag.") and not c.startswith(("tag.mlflow.", "tag.direction."))]
     params = [label(c) for c in frame.columns if c.startswith("param.")]
-    raise InputError(f"unknown {option} column {name!r}; tags: {_listing(_suggest(name, tags))}"
-                     f"; params: {_listing(_suggest(name, params))}")
+    raise InputError(f"unknown {option} column {name!r}; tags: {listing(_suggest(name, tags))}"
+                     f"; params: {listing(_suggest(name, params))}")
 
 
 def available_metrics(frame: pd.DataFrame) -> list[str]:
@@ -121,7 +119,7 @@ def resolve_metric(frame: pd.DataFrame, name: str) -> str:
         if candidate in names:
             return f"metric.{candidate}"
     raise InputError(f"unknown metric {name!r} in the matching runs; available: "
-                     f"{_listing(_suggest(name, names), 8)}")
+                     f"{listing(_suggest(name, names), 8)}")
 
 
 def parse_where(items: Sequence[str]) -> list[tuple[str, str]]:

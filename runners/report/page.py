@@ -11,9 +11,9 @@ into one self-contained page (inline CSS, no script, no external URL) with one f
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runners.analysis.series import direction_column
@@ -38,29 +38,7 @@ LATEST = 3
 GENERATOR = "bench report"
 MISSING = "-"
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;
-max-width:1400px;padding:0 1.5rem 3rem;color:#1b1f23;background:#fff;line-height:1.4}
-header{border-bottom:2px solid #d0d7de;margin-bottom:1rem}
-h1{margin:1rem 0 .3rem}h2{margin-top:2.2rem;border-bottom:1px solid #d0d7de}
-.meta{color:#57606a;margin:.2rem 0}code{font-size:.95em}
-table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.9rem}
-th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.regression td{background:#ffebe9}tr.regression td.verdict{color:#a40e26;font-weight:bold}
-tr.improvement td.verdict{color:#116329;font-weight:bold}
-.failed{color:#a40e26}.summary li{margin:.15rem 0}
-.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:1rem}
-figure{margin:0;border:1px solid #d0d7de;padding:.4rem}
-figure img{width:100%;height:auto;display:block}
-figcaption{font-size:.85rem;color:#57606a;margin-top:.3rem}
-"""
 
-
-def default_metrics(frame: pd.DataFrame) -> list[str]:
-    """Every ``<name>.median`` metric of a runs table (names without ``metric.``), sorted."""
-    return sorted(c.removeprefix("metric.") for c in frame.columns
-                  if c.startswith("metric.") and c.endswith(".median"))
 
 
 def resolve_metrics(frame: pd.DataFrame, names: Sequence[str]) -> list[str]:
@@ -255,51 +233,34 @@ def _machine_id(machine: str) -> str:
     return "m-" + re.sub(r"[^A-Za-z0-9_-]+", "_", machine)
 
 
-def _row(row: Any, plot: str) -> str:
-    """One ``<tr>`` of the latest-vs-baseline table."""
-    e = html.escape
-    cls = {"regression": "regression", "improvement": "improvement"}.get(row.status, "")
-    last = "ok" if row.last_status == "FINISHED" else \
-        f'<span class="failed">{e(row.last_status)}: {e(row.last_failure or "?")}</span>'
-    commit = f" <code>{e(str(row.newest_commit)[:8])}</code>" if row.newest_commit else ""
-    window = "before the step" if row.step_detected else f"all but the last {LATEST}"
-    cells = [
-        f'<a href="#{e(plot)}">{e(row.experiment)}</a>', e(row.metric), e(row.fs),
-        f"<code>{e(str(row.config_hash)[:10])}</code>",
-        f'<td class="num">{_num(row.newest)}', f"{e(_time(row.newest_time))}{commit}",
-        f'<td class="num" title="{e(window)}">{_num(row.baseline)}',
-        f'<td class="num">{_num(row.change, pct=True)}',
-        f'<td class="verdict" title="{e(str(row.reason))}">{e(row.status)}',
-        f'<td class="num">{int(row.n_points)} / {int(row.n_failed)}', last,
-    ]
-    tds = "".join(c if c.startswith("<td") else f"<td>{c}" for c in cells)
-    return f'<tr class="{cls}">{tds}</tr>' if cls else f"<tr>{tds}</tr>"
+def _row(row: Any) -> dict[str, Any]:
+    """The cells of one row of the latest-vs-baseline table."""
+    return {
+        "cls": {"regression": "regression", "improvement": "improvement"}.get(row.status, ""),
+        "plot": row.plot, "experiment": row.experiment, "metric": row.metric, "fs": row.fs,
+        "config": str(row.config_hash)[:10], "newest": _num(row.newest),
+        "newest_time": _time(row.newest_time),
+        "commit": str(row.newest_commit)[:8] if row.newest_commit else "",
+        "window": "before the step" if row.step_detected else f"all but the last {LATEST}",
+        "baseline": _num(row.baseline), "change": _num(row.change, pct=True),
+        "reason": str(row.reason), "status": row.status, "points": int(row.n_points),
+        "failed": int(row.n_failed), "last_ok": row.last_status == "FINISHED",
+        "last_status": row.last_status, "last_failure": row.last_failure}
 
 
-_HEAD = ("<tr><th>experiment</th><th>metric</th><th>fs</th><th>config</th><th>newest</th>"
-         "<th>newest run</th><th>baseline median</th><th>change vs baseline</th><th>verdict</th>"
-         "<th>points / failed</th><th>last run</th></tr>")
-
-
-def _figures(rows: pd.DataFrame, width: int, height: int) -> list[str]:
-    """The ``<figure>`` of each (experiment, metric) of one machine's verdict rows."""
-    e = html.escape
-    out = ['<h3>History</h3><div class="plots">']
+def _figures(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """The figure of each (experiment, metric) of one machine's verdict rows."""
+    out = []
     for stem, group in rows.groupby("plot", sort=False):
         first = group.iloc[0]
         drawn = int(group["drawn"].sum())
         n_bad = int((group["status"] == "regression").sum())
         bad = f", {n_bad} regression(s)" if n_bad else ""
-        alt = (f"{first.metric} of {first.experiment} on {first.machine} over time: "
-               f"{drawn} series drawn{bad}")
-        left = len(group) - drawn
-        note = (f" · {left} more series as grey dots only (fewer points; in the table and "
-                '<a href="data/verdicts.csv">data/verdicts.csv</a>)' if left else "")
-        out.append(f'<figure id="{e(str(stem))}"><img src="plots/{e(str(stem))}.png" '
-                   f'alt="{e(alt)}" width="{width}" height="{height}">'
-                   f"<figcaption>{e(first.experiment)} · {e(first.metric)} · "
-                   f"{drawn} of {len(group)} series{e(bad)}{note}</figcaption></figure>")
-    out.append("</div>")
+        out.append({"stem": str(stem), "experiment": first.experiment, "metric": first.metric,
+                    "alt": f"{first.metric} of {first.experiment} on {first.machine} over "
+                           f"time: {drawn} series drawn{bad}",
+                    "drawn": drawn, "total": len(group), "bad": bad,
+                    "left": len(group) - drawn})
     return out
 
 
@@ -307,7 +268,8 @@ def render_html(table: pd.DataFrame, plots: Sequence[str], failed: pd.DataFrame,
                 title: str, updated: Any, commit: str, branch: str | None,
                 n_runs: int, plot_size: tuple[int, int] = (640, 360),
                 drawn: Sequence[bool] | None = None, max_rows: int = MAX_TABLE_ROWS) -> str:
-    """The results page: one section per machine with its table and its figures.
+    """The results page (``templates/index.html.j2``): one section per machine with its
+    table and its figures; Jinja2 escapes every value.
 
     Parameters
     ----------
@@ -333,65 +295,35 @@ def render_html(table: pd.DataFrame, plots: Sequence[str], failed: pd.DataFrame,
     str
         A complete HTML document.
     """
-    e = html.escape
-    width, height = plot_size
     table = table.assign(plot=list(plots),
                          drawn=[True] * len(table) if drawn is None else list(drawn))
-    machines = sorted(set(table["machine"]) | set(failed["machine"]))
     bad = table[table["status"] == "regression"]
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f'<meta name="generator" content="{GENERATOR}">',
-           f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
-           f"<header><h1>{e(title)}</h1>",
-           f'<p class="meta">last updated {e(_time(updated))} UTC</p>',
-           f'<p class="meta">branch <code>{e(branch or "unknown")}</code> · commit '
-           f'<code title="{e(commit)}">{e(commit[:12] or "unknown")}</code> (newest run)</p>',
-           f'<p class="meta">{n_runs} runs, {len(table)} series, {len(failed)} failed runs, '
-           f"{len(bad)} regressions</p></header>",
-           '<nav><h2>Summary</h2><ul class="summary">']
-    for m in machines:
-        n_bad = int((bad["machine"] == m).sum())
-        note = f' — <span class="failed">{n_bad} regression(s)</span>' if n_bad else ""
-        out.append(f'<li><a href="#{e(_machine_id(m))}">{e(m)}</a>{note}</li>')
-    out.append("</ul>")
-    if len(bad):
-        out.append("<p>Regressions:</p><ul>")
-        for r in bad.head(max_rows).itertuples(index=False):
-            out.append(f'<li><a href="#{e(r.plot)}">{e(r.machine)} · {e(r.experiment)} · '
-                       f"{e(r.metric)} · {e(r.fs)} · {e(str(r.config_hash)[:7])}</a>: "
-                       f"{_num(r.effect, pct=True)} ({e(str(r.reason))})</li>")
-        if len(bad) > max_rows:
-            out.append(f"<li>... {len(bad) - max_rows} more in "
-                       '<a href="data/verdicts.csv">data/verdicts.csv</a></li>')
-        out.append("</ul>")
-    out.append("</nav>")
-    for m in machines:
+    machines = []
+    for m in sorted(set(table["machine"]) | set(failed["machine"])):
         rows = table[table["machine"] == m]
-        out.append(f'<section id="{e(_machine_id(m))}"><h2>Machine: {e(m)}</h2>')
-        if len(rows):
-            out.append("<h3>Latest vs baseline</h3>")
-            if len(rows) > max_rows:
-                out.append(f'<p class="meta">the first {max_rows} of {len(rows)} series '
-                           "(regressions first, then most points); all of them are in "
-                           '<a href="data/verdicts.csv">data/verdicts.csv</a></p>')
-            out.append(f"<table>{_HEAD}")
-            shown = worst_first(rows).head(max_rows)
-            out += [_row(r, r.plot) for r in shown.itertuples(index=False)]
-            out.append("</table>")
-            out += _figures(rows, width, height)
         gone = failed[failed["machine"] == m].head(10)
-        if len(gone):
-            out.append("<h3>Failed runs (newest first)</h3><table><tr><th>start</th>"
-                       "<th>experiment</th><th>fs</th><th>status</th><th>kind</th>"
-                       "<th>stage</th><th>message</th><th>run</th></tr>")
-            for f in gone.itertuples(index=False):
-                out.append(f"<tr><td>{e(_time(f.start_time))}</td><td>{e(f.experiment)}</td>"
-                           f"<td>{e(f.fs)}</td><td>{e(f.status)}</td>"
-                           f'<td class="failed">{e(f.kind or "?")}</td><td>{e(f.stage)}</td>'
-                           f"<td>{e(f.message[:200])}</td><td><code>{e(f.run_id[:12])}</code>"
-                           "</td></tr>")
-            out.append("</table>")
-        out.append("</section>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+        machines.append({
+            "name": m, "id": _machine_id(m), "regressions": int((bad["machine"] == m).sum()),
+            "n_series": len(rows),
+            "rows": [_row(r) for r in worst_first(rows).head(max_rows).itertuples(index=False)],
+            "figures": _figures(rows) if len(rows) else [],
+            "failed": [{**f._asdict(), "start": _time(f.start_time)}
+                       for f in gone.itertuples(index=False)]})
+    regressions = [{"plot": r.plot, "machine": r.machine, "experiment": r.experiment,
+                    "metric": r.metric, "fs": r.fs, "config": str(r.config_hash)[:7],
+                    "effect": _num(r.effect, pct=True), "reason": str(r.reason)}
+                   for r in bad.itertuples(index=False)]
+    return _template().render(
+        generator=GENERATOR, title=title, updated=_time(updated), branch=branch,
+        commit=commit, n_runs=n_runs, n_series=len(table), n_failed=len(failed),
+        machines=machines, regressions=regressions, max_rows=max_rows,
+        width=plot_size[0], height=plot_size[1]) + "\n"
+
+
+def _template() -> Any:
+    """The page's Jinja2 template, with HTML autoescape."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                      autoescape=select_autoescape(["html", "j2"]), keep_trailing_newline=False)
+    return env.get_template("index.html.j2")

@@ -1,0 +1,7 @@
+"""``python -m runners.cli``: the ``bench`` command."""
+
+import sys
+
+from runners.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,160 @@
+"""``bench nightly``: update the benchmarked repository, run the suite, judge, report, publish.
+
+The steps, each a plain command a user could type:
+
+1. clone the repository at ``--repo`` into ``<cache>/nightly/<name>`` (or fetch it) and
+   check out ``--ref`` (detached, the working tree of that private clone only);
+2. run every entry of the suite (``python run.py …``, ``-m`` for sweeps) with
+   ``BENCH_TARGET`` set to the checkout and the tags ``target_commit``, ``target_ref``
+   and ``nightly_date``;
+3. ``bench regress`` over the suite's experiments;
+4. ``bench report --output <report dir>``;
+5. ``bench publish --repo <results repo>`` when ``--results-repo`` is given.
+
+Exit code: 1 when a regression was found, 3 when some run failed (and nothing
+regressed), 2 on bad input, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from runners.cli import publish as publish_verb
+from runners.cli import regress as regress_verb
+from runners.cli import report as report_verb
+from runners.cli.options import DEFAULT_ARTIFACTS, DEFAULT_URI, fail, run_verb
+from runners.config.schema import PROJECT_ROOT
+
+
+def load_suite(path: Path) -> list[list[str]]:
+    """The suite's entries: lists of run.py arguments (``experiments:`` in a YAML file).
+
+    Raises
+    ------
+    ValueError
+        When the file is missing or not a list of argument lists.
+    """
+    import yaml
+
+    if not path.is_file():
+        raise ValueError(f"no suite file {path}; see conf/nightly/example.yaml")
+    data = yaml.safe_load(path.read_text()) or {}
+    entries = data.get("experiments") if isinstance(data, dict) else None
+    if not entries or not all(isinstance(e, list) and e for e in entries):
+        raise ValueError(f"{path} needs 'experiments:' as a list of argument lists, "
+                         "e.g. - [bench=osu, bench.ranks=2]")
+    return [[str(a) for a in e] for e in entries]
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    """Run git; return its stdout (raises CalledProcessError with git's message)."""
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
+                         timeout=600)
+    return out.stdout.strip()
+
+
+def update_checkout(repo: str, ref: str, cache: Path) -> tuple[Path, str]:
+    """Clone or fetch ``repo`` into ``cache`` and check out ``ref``; return (path, commit)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(repo.rstrip("/")).name.removesuffix(".git"))
+    dest = cache / "nightly" / name
+    if (dest / ".git").is_dir():
+        git("fetch", "--quiet", "--tags", "origin", cwd=dest)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        git("clone", "--quiet", repo, str(dest))
+    commit = ""
+    for candidate in (f"origin/{ref}", ref):
+        try:
+            commit = git("rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}", cwd=dest)
+            break
+        except subprocess.CalledProcessError:
+            continue
+    if not commit:
+        raise ValueError(f"ref {ref!r} not found in {repo}")
+    git("checkout", "--quiet", "--detach", commit, cwd=dest)
+    return dest, commit
+
+
+def run_suite(entries: list[list[str]], target: Path, commit: str, ref: str,
+              extra: list[str], project: Path) -> list[tuple[str, int]]:
+    """Run every suite entry; return ``(command, exit code)`` per entry."""
+    env = dict(os.environ, BENCH_TARGET=str(target))
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    tags = [f"+tags.target_commit={commit}", f"+tags.target_ref={ref}",
+            f"+tags.nightly_date={stamp}"]
+    done = []
+    for entry in entries:
+        args = [a.replace("${BENCH_TARGET}", str(target)) for a in entry]
+        argv = [sys.executable, str(project / "run.py"), *args, *tags, *extra]
+        print(f"nightly: {shlex.join(args)}", flush=True)
+        code = subprocess.run(argv, env=env, cwd=project).returncode
+        done.append((shlex.join(args), code))
+    return done
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    """Update a repository at a ref, run a suite against it, then regress, report, publish."""
+    project = Path(args.project)
+    try:
+        entries = load_suite(Path(args.suite))
+        target, commit = update_checkout(args.repo, args.ref, Path(args.cache))
+    except ValueError as exc:
+        return fail(str(exc))
+    except subprocess.CalledProcessError as exc:
+        return fail(f"git {' '.join(exc.cmd[1:3])} failed for {args.repo}: "
+                     f"{' '.join((exc.stderr or '').split())[:300]}")
+    print(f"nightly: {args.repo} at {args.ref} = {commit[:12]} in {target}", flush=True)
+    store = [f"tracking.uri={args.tracking_uri}"]
+    if args.artifact_root:
+        store.append(f"tracking.artifact_root={args.artifact_root}")
+    results = run_suite(entries, target, commit, args.ref, store, project)
+    failed = [cmd for cmd, code in results if code != 0]
+    uri = ["--tracking-uri", args.tracking_uri]
+    verbs = (regress_verb, report_verb, publish_verb)     # called in this process
+    regress = run_verb(verbs, ["regress", *uri, *_since(args)])
+    report: Any = run_verb(verbs, ["report", *uri, "--output", args.report_dir])
+    published = 0
+    if args.results_repo:
+        published = run_verb(verbs, ["publish", *uri, "--repo", args.results_repo,
+                           "--report-dir", args.report_dir])
+    print(f"nightly: {len(results)} suite entries, {len(failed)} failed; regress exit "
+          f"{regress}; report exit {report}; publish exit {published}")
+    for cmd in failed:
+        print(f"  failed: {cmd}")
+    if regress == 1:
+        return 1
+    return 3 if failed or report or published else 0
+
+
+def _since(args: argparse.Namespace) -> list[str]:
+    return ["--since", args.since] if args.since else []
+
+
+def add_parser(verbs: argparse._SubParsersAction) -> None:
+    """Register ``bench nightly``."""
+    p = verbs.add_parser("nightly", help=cmd_nightly.__doc__, description=__doc__,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repo", required=True, help="the benchmarked git repository (URL or path)")
+    p.add_argument("--ref", default="main", help="branch, tag or commit (default: %(default)s)")
+    p.add_argument("--suite", default=str(PROJECT_ROOT / "conf" / "nightly" / "example.yaml"),
+                   help="YAML suite: experiments: [[run.py args...], ...]")
+    p.add_argument("--tracking-uri", default=DEFAULT_URI)
+    p.add_argument("--artifact-root", default=DEFAULT_ARTIFACTS)
+    p.add_argument("--report-dir", default=str(PROJECT_ROOT / "report"),
+                   help="where the results page goes (default: %(default)s)")
+    p.add_argument("--results-repo", default="", help="publish to this git repository's "
+                   "results branch (default: do not publish)")
+    p.add_argument("--since", default="", help="judge only runs since (e.g. 30d)")
+    p.add_argument("--cache", default=str(PROJECT_ROOT / ".cache"),
+                   help="where the repository is cloned (default: %(default)s)")
+    p.add_argument("--project", default=str(PROJECT_ROOT), help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_nightly)

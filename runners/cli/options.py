@@ -1,0 +1,154 @@
+"""What the ``bench`` verbs share: default paths, common options, one-line errors, and
+reading the selected runs of a store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from runners.analysis.table import (
+    FORMATS,
+    filter_where,
+    label,
+    listing,
+    parse_list,
+    parse_since,
+    parse_where,
+    resolve_column,
+)
+from runners.config.schema import PROJECT_ROOT
+from runners.errors import InputError
+from runners.tracking.query import StoreReader
+from runners.tracking.store import local_store_paths
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_URI = f"sqlite:///{PROJECT_ROOT}/mlruns/mlflow.db"
+DEFAULT_ARTIFACTS = str(PROJECT_ROOT / "mlruns" / "artifacts")
+DEFAULT_SPOOL = str(PROJECT_ROOT / "mlruns" / "spool")
+
+
+class Verb(Protocol):
+    """A verb's module: it registers its sub-parser(s), each with ``func`` as default."""
+
+    def add_parser(self, verbs: argparse._SubParsersAction) -> None:
+        """Register the verb(s) on ``bench``'s sub-parsers."""
+
+
+def parser(verbs: Sequence[Verb], description: str = "") -> argparse.ArgumentParser:
+    """The ``bench`` argument parser with the sub-parsers of ``verbs``."""
+    parser = argparse.ArgumentParser(prog="bench", description=description)
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for module in verbs:
+        module.add_parser(sub)
+    return parser
+
+
+def run_verb(verbs: Sequence[Verb], argv: Sequence[str]) -> int:
+    """Parse ``argv`` with ``verbs`` and run the verb it names; its exit code."""
+    args = parser(verbs).parse_args(list(argv))
+    return int(args.func(args))
+
+
+def fail(message: str) -> int:
+    """Print the one-line error and return exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def choice(option: str, value: str, choices: Sequence[str]) -> str:
+    """``value`` (case-insensitive) if it is one of ``choices``, else InputError."""
+    for item in choices:
+        if value.lower() == item.lower():
+            return item
+    raise InputError(f"{option} {value!r} is not valid; use one of {', '.join(choices)}")
+
+
+def add_store(p: argparse.ArgumentParser) -> None:
+    """``--tracking-uri`` (default: the embedded store)."""
+    p.add_argument("--tracking-uri", default=DEFAULT_URI,
+                   help="MLflow tracking URI (default: the embedded store %(default)s)")
+
+
+def open_store(uri: str) -> StoreReader:
+    """A reader of the store at ``uri``; a SQLite file that does not exist is an InputError."""
+    db = local_store_paths(uri)
+    if db is not None and not db.is_file():
+        raise InputError(f"no store at {db}; run `python run.py` first or pass "
+                         "--tracking-uri sqlite:///PATH/mlflow.db")
+    return StoreReader(uri)
+
+
+def add_selection(p: argparse.ArgumentParser) -> None:
+    """The store and the options that select runs: experiment, where, since, format."""
+    add_store(p)
+    p.add_argument("--experiment", action="append", metavar="NAME",
+                   help="an experiment (benchmark) name; repeat or comma-separate for "
+                        "several (default: all experiments)")
+    p.add_argument("--where", action="append", metavar="KEY=VALUE",
+                   help="keep runs whose tag (else param) KEY equals VALUE, e.g. "
+                        "machine=local or bench.ranks=2; repeatable: different keys must "
+                        "all match, a repeated key matches any of its values")
+    p.add_argument("--since", metavar="WHEN",
+                   help="only runs started since an ISO date (2025-01-31, UTC) or an age "
+                        "(7d, 12h, 30m, 2w)")
+    p.add_argument("--format", default="table", metavar="{" + ",".join(FORMATS) + "}",
+                   help="output format (default: %(default)s)")
+
+
+def load_runs(args: argparse.Namespace, status: str | None,
+              status_option: bool = True) -> tuple[StoreReader, pd.DataFrame, str]:
+    """Open the store and read the selected runs: ``(reader, runs table, description)``.
+
+    The table is filtered by ``args.where`` too; an empty result is an InputError (whose
+    hint names ``--status any`` when the command has that option).
+    """
+    reader = open_store(args.tracking_uri)
+    where = parse_where(args.where or [])
+    since = None if args.since is None else parse_since(args.since)
+    experiments = None
+    if args.experiment:
+        experiments = [name for item in args.experiment for name in parse_list(item)] or None
+    try:
+        frame = reader.runs_table(experiments, status=status,
+                                  since_ms=None if since is None else since.value // 10**6)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    described = [f"experiment={','.join(experiments) if experiments else 'all'}",
+                 f"status={status or 'any'}"]
+    if since is not None:
+        described.append(f"since={since.strftime('%Y-%m-%d %H:%M')} UTC")
+    described += [f"{k}={v}" for k, v in where]
+    text = ", ".join(described)
+    if frame.empty:
+        hints = ["--status any"] if status and status_option else []
+        hints += ["an earlier --since"] if since is not None else []
+        hint = f"; try {' or '.join(hints)}" if hints else ""
+        raise InputError(f"no runs match: {text}{hint}")
+    wanted: dict[str, list[str]] = {}
+    for key, value in where:
+        wanted.setdefault(resolve_column(frame, key, "--where"), []).append(value)
+    matched = filter_where(frame, wanted)
+    if matched.empty:
+        notes = []
+        for column, values in wanted.items():
+            have = sorted({str(v) for v in frame[column].dropna()})
+            if not set(values) & set(have):
+                notes.append(f"{label(column)} has {listing(have, 8)}")
+        raise InputError(f"no runs match: {text}" + (f" ({'; '.join(notes)})" if notes else ""))
+    return reader, matched, text
+
+
+def write(text: str, output: str | None) -> None:
+    """Text to a file (creating its directory) or stdout."""
+    from pathlib import Path
+
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

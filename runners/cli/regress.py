@@ -1,0 +1,185 @@
+"""``bench regress``: regression verdicts over the history of every benchmark series.
+
+A series is one metric of one (experiment, machine, fs, ``config.hash``) of FINISHED runs,
+ordered by start time, judged by :func:`runners.analysis.series.regress_frame`; the
+regressions are printed and each verdict is written back as tags on the newest run of its
+series.  By default the metrics judged are each benchmark's figures of merit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+from runners.analysis.merits import merit_metrics, only, union
+from runners.analysis.regress import judge
+from runners.analysis.series import regress_frame, regress_report, verdict_tags
+from runners.analysis.table import (
+    FORMATS,
+    available_metrics,
+    label,
+    listing,
+    parse_list,
+    render,
+    resolve_metric,
+)
+from runners.cli.options import add_selection, choice, fail, load_runs
+from runners.errors import InputError
+from runners.tracking.tracker import Tracker
+
+
+def _number(option: str, text: str | None, low: float, high: float, *,
+            low_inclusive: bool = False, percent: bool = False) -> float | None:
+    """A number option between ``low`` and ``high`` (``5%`` allowed when ``percent``).
+
+    Returns None when the option is unset.
+    """
+    if text is None:
+        return None
+    word = text.strip()
+    try:
+        value = float(word[:-1]) / 100 if percent and word.endswith("%") else float(word)
+    except ValueError:
+        value = math.nan
+    above = value >= low if low_inclusive else value > low
+    if not (above and value <= high):
+        bracket = "[" if low_inclusive else "("
+        example = "0.05 or 5%" if percent else "0.05"
+        raise InputError(f"{option} {text!r} is not a number in {bracket}{low:g}, {high:g}]; "
+                         f"e.g. {option} {example}")
+    return value
+
+
+def _whole(option: str, text: str | None, low: int) -> int | None:
+    """A whole-number option ``>= low``, None if unset."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise InputError(f"{option} {text!r} is not a whole number >= {low}; "
+                         f"e.g. {option} {max(low, 5)}")
+    return value
+
+
+def judge_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``judge`` keyword arguments the user set (the rest keep judge's defaults).
+
+    Raises
+    ------
+    InputError
+        On a value out of range or options that do not fit together.
+    """
+    min_effect = _number("--min-effect", args.min_effect, 0.0, 10.0, low_inclusive=True,
+                         percent=True)
+    if min_effect is not None and min_effect > 1 and not args.min_effect.strip().endswith("%"):
+        raise InputError(f"--min-effect {args.min_effect} means {min_effect:.0%}; give a "
+                         "fraction or a percentage, e.g. --min-effect 0.05 or 5%")
+    options: dict[str, Any] = {
+        "min_effect": min_effect,
+        "alpha": _number("--alpha", args.alpha, 0.0, 0.5),
+        "min_points": _whole("--min-points", args.min_points, 2),
+        "latest": _whole("--latest", args.latest, 2),
+        "baseline": _whole("--baseline", args.baseline, 2),
+        "max_points": _whole("--max-points", args.max_points, 2),
+    }
+    options = {k: v for k, v in options.items() if v is not None}
+    try:
+        judge([1.0], **options)
+    except ValueError:
+        points = options.get("min_points", 3)
+        raise InputError(f"--latest and --baseline must be >= --min-points ({points}); "
+                         f"e.g. --min-points {points} --latest {max(points, 5)}") from None
+    return options
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    """Find performance regressions in the history of every benchmark series.
+
+    A series is one metric of one (experiment, machine, fs, config.hash) over FINISHED
+    runs, ordered by start time. Each is judged by runners.analysis.regress.judge_frame:
+    the points after the most recent step against those before it, a change needing both
+    a Mann-Whitney p < --alpha and a relative change >= --min-effect. The better direction
+    is the direction.<metric> tag (default lower). Regressions are listed with the range
+    where they appeared (time, commit, run ids); the verdict of every series is written as
+    tags regress.<metric> (regression, improvement, ok, not enough data) and
+    regress.<metric>.change_pct on its newest run unless --dry-run. Exit 1 if any series
+    regressed, else 0.
+    """
+    try:
+        fmt = choice("--format", args.format, FORMATS)
+        options = judge_options(args)
+        _, frame, _ = load_runs(args, "FINISHED", status_option=False)
+        per_experiment = None
+        if args.metric:
+            wanted = [m for item in args.metric for m in parse_list(item)]
+            metrics = list(dict.fromkeys(label(resolve_metric(frame, m)) for m in wanted))
+        else:
+            per_experiment = merit_metrics(frame)
+            metrics = union(per_experiment)
+            if not metrics:
+                raise InputError(f"the matching runs have no figure of merit and no *.median "
+                                 f"metric; give --metric, one of "
+                                 f"{listing(available_metrics(frame), 8)}")
+    except InputError as exc:
+        return fail(str(exc))
+    result = regress_frame(frame, metrics, **options)
+    if per_experiment is not None:
+        result = only(result, per_experiment).reset_index(drop=True)
+    counts = result["status"].value_counts()
+    regressions = int(counts.get("regression", 0))
+    shown = result if args.all else result[result["status"] == "regression"]
+    report = regress_report(shown, full=fmt == "csv", with_status=args.all)
+    lines = []
+    if len(shown):
+        title = "series" if args.all else "regressions"
+        lines.append(render(report, fmt) if fmt == "csv" else f"{title}:\n{render(report, fmt)}")
+    elif fmt != "csv":
+        lines.append("no regressions\n")
+    summary = (f"{len(result)} series checked, {regressions} regressions, "
+               f"{int(counts.get('not enough data', 0))} not enough data, "
+               f"{int(counts.get('improvement', 0))} improvements")
+    if args.dry_run:
+        summary += "; dry run: no tags written"
+    else:
+        tags = verdict_tags(result)
+        writer = Tracker(args.tracking_uri)
+        for run_id, values in tags.items():
+            writer.set_tags(run_id, values)
+        summary += f"; verdict tags written on {len(tags)} runs"
+    sys.stdout.write("".join(lines))
+    print(summary, file=sys.stderr if fmt == "csv" else sys.stdout)
+    return 1 if regressions else 0
+
+
+def add_parser(verbs: argparse._SubParsersAction) -> None:
+    """Register ``bench regress``."""
+    doc = cmd_regress.__doc__ or ""
+    r = verbs.add_parser("regress", help=doc.splitlines()[0], description=doc)
+    add_selection(r)
+    r.add_argument("--metric", action="append", metavar="NAME",
+                   help="metric to judge, repeatable or comma-separated; a base name means "
+                        "its median (default: the figures of merit of each benchmark)")
+    r.add_argument("--min-effect", metavar="X",
+                   help="smallest relative change of the medians that counts, as a fraction "
+                        "or a percentage (default: 0.05 = 5%%)")
+    r.add_argument("--alpha", metavar="P",
+                   help="significance level of the Mann-Whitney test (default: 0.05)")
+    r.add_argument("--min-points", metavar="N",
+                   help="fewest points per window; a series needs twice as many to be "
+                        "judged (default: 3)")
+    r.add_argument("--latest", metavar="N",
+                   help="points of the latest window when no step is detected (default: 5)")
+    r.add_argument("--baseline", metavar="N",
+                   help="at most this many points before the change as baseline "
+                        "(default: all of its level)")
+    r.add_argument("--max-points", metavar="N",
+                   help="only the newest N points of a series are analysed (default: 1000)")
+    r.add_argument("--all", action="store_true",
+                   help="list every series with its status, not only the regressions")
+    r.add_argument("--dry-run", action="store_true", help="judge and print; write no tags")
+    r.set_defaults(func=cmd_regress)

@@ -1,0 +1,125 @@
+"""Typed schemas for every config group, registered in Hydra's ConfigStore.
+
+Types live here; values live in YAML under ``conf/``.  A machine is data: adding one
+needs a YAML file only, unless it brings a new scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass
+class FilesystemConfig:
+    """One filesystem a machine offers.
+
+    ``path`` is the root under which environments are staged; it may name an
+    environment variable that exists only inside a job (e.g. ``$DW_JOB_STRIPED``).
+    """
+
+    path: str = MISSING
+    supported: bool = True
+    note: str = ""
+    image: str = ""
+    directives: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MachineConfig:
+    """Where experiments run: the scheduler, the MPI launcher, the resources and filesystems.
+
+    Generic names (``walltime_min``, ``ranks_per_node``, ...) are translated to
+    scheduler words in ``parsl_configs/`` only.
+    """
+
+    name: str = MISSING
+    description: str = ""
+    scheduler: str = "local"
+    launcher: str = "mpiexec"
+    launcher_args: list[str] = field(default_factory=list)
+    mpiexec: str = "mpiexec"
+    account: str = ""
+    queue: str = ""
+    partition: str = ""
+    qos: str = ""
+    constraint: str = ""
+    constraints: list[str] = field(default_factory=list)
+    exclusive: bool = True
+    gpus_per_node: int = 0
+    walltime_min: int = 30
+    nodes: int = 1
+    ranks_per_node: int = 2
+    cores_per_node: int = 2
+    mem_gb: float = 0.0
+    max_workers: int = 2
+    worker_init: str = ""
+    scheduler_options: str = ""
+    strategy_period: float = 0.5
+    retries: int = 2           # re-runs of a task whose Parsl worker was lost (not others)
+    cmd_timeout: int = 10
+    address: str = ""
+    env_root: str = MISSING
+    env: dict[str, str] = field(default_factory=dict)
+    filesystems: dict[str, FilesystemConfig] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FsChoice:
+    """The filesystem picked for this experiment; its path comes from the machine."""
+
+    name: str = MISSING
+    description: str = ""
+
+
+@dataclass
+class BenchConfig:
+    """Fields every benchmark has; a kind's schema extends it (``runners/kinds/``)."""
+
+    name: str = MISSING
+    kind: str = MISSING
+    experiment: str = "${.name}"
+    env: str = MISSING
+    ranks: Any = 1
+    trials: Any = 1
+    warmup: Any = 0
+    timeout_s: float = 600.0
+
+
+@dataclass
+class TrackingConfig:
+    """Where MLflow records runs."""
+
+    name: str = "local"
+    uri: str = MISSING
+    artifact_root: str = ""
+    experiment: str = ""
+    spool: str = ""        # a server's offline journal ('' = none): runners/tracking/spool.py
+
+
+@dataclass
+class Config:
+    """The primary config: machine × filesystem × benchmark × tracking."""
+
+    machine: MachineConfig = MISSING
+    fs: FsChoice = MISSING
+    bench: Any = MISSING
+    tracking: TrackingConfig = MISSING
+    project_root: str = MISSING
+    cache_root: str = MISSING
+    dry_run: bool = False
+    run_name: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    # extra patterns of secret keys (runners/tracking/redact.py), redacted before logging
+    redact: list[str] = field(default_factory=list)
+    # sweeps (python run.py -m ...): see runners/sweep/
+    rerun: bool = False           # run jobs that already have a FINISHED run in the store
+    skip_invalid: bool = False    # list and skip invalid points instead of refusing the sweep
+    select: str = "all"           # all | random (one job drawn from the matrix)
+    seed: Optional[int] = None    # noqa: UP045 - the random draw's seed (OmegaConf needs Optional)

@@ -1,0 +1,242 @@
+"""What the tests share: the project root, a temporary MLflow store, the environment of
+``run.py`` subprocesses, config composition, the real MLflow server (``cluster/mlflow/``)
+and a TCP proxy that can be cut between a driver and that server.
+
+Fixtures live in ``tests/conftest.py``; test modules import helpers from here only, never
+from one another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+DATA = TESTS / "data"
+GOLDEN = TESTS / "golden"
+CONF = ROOT / "conf"
+SCRIPTS = ROOT / "cluster" / "mlflow"
+#: ``run_py(*args, timeout=..., check=...)``: ``python run.py <args>`` in a subprocess.
+RunPy = Callable[..., subprocess.CompletedProcess]
+
+
+@dataclass
+class Store:
+    """A temporary SQLite MLflow store."""
+
+    uri: str
+    artifacts: Path
+    db: Path
+
+    def overrides(self) -> list[str]:
+        """Hydra overrides that point run.py at this store."""
+        return [f"tracking.uri={self.uri}", f"tracking.artifact_root={self.artifacts}"]
+
+    def client(self) -> MlflowClient:
+        """An MlflowClient on this store (mlflow is imported only now)."""
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri)
+
+    def runs(self, experiment: str = "mpi4py_import") -> list:
+        """All runs of an experiment (newest first); [] if it does not exist."""
+        client = self.client()
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return []
+        return list(client.search_runs([exp.experiment_id], order_by=["start_time DESC"]))
+
+    def artifact_paths(self, run_id: str, path: str = "") -> list[str]:
+        """Every artifact file of a run (relative paths), walking its folders."""
+        client = self.client()
+        out: list[str] = []
+        for item in client.list_artifacts(run_id, path or None):
+            out.extend(self.artifact_paths(run_id, item.path) if item.is_dir else [item.path])
+        return out
+
+
+def child_env() -> dict[str, str]:
+    """The environment for run.py subprocesses: the venv's bin/ first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def check_golden(path: Path, text: str) -> None:
+    """Compare generated text with its golden file.
+
+    With ``BENCH_UPDATE_GOLDEN=1`` a missing or different golden file is re-recorded and
+    the test fails, naming it (review the change with ``git diff``, then run again without
+    the variable); an unchanged one passes.  Never compares a file with itself.
+    """
+    old = path.read_text() if path.is_file() else None
+    if os.environ.get("BENCH_UPDATE_GOLDEN") == "1" and old != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        pytest.fail(f"re-recorded {path}: review it with git diff, then run the tests again "
+                    "without BENCH_UPDATE_GOLDEN")
+    assert old is not None, f"no golden file {path}; record it with BENCH_UPDATE_GOLDEN=1"
+    assert text == old, f"{path.name} differs from its golden file {path}"
+
+
+def make(*overrides: str) -> DictConfig:
+    """Compose the primary config with overrides, as run.py would."""
+    from hydra import compose, initialize_config_dir
+
+    from runners.config.register import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+# ------------------------------------------------------- the MLflow server (cluster/mlflow/)
+
+def script(name: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run one of cluster/mlflow/*.sh."""
+    return subprocess.run(["bash", str(SCRIPTS / name)], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=ROOT)
+
+
+def start(env: dict[str, str]) -> str:
+    """start.sh (may install PostgreSQL, hence the long timeout); the tracking URI."""
+    proc = script("start.sh", env, timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"cluster/mlflow/start.sh failed ({proc.returncode}):\n"
+                    f"{proc.stdout}\n{proc.stderr}")
+    uris = [line.split("=", 1)[1] for line in proc.stdout.splitlines()
+            if line.startswith("export MLFLOW_TRACKING_URI=")]
+    assert len(uris) == 1, proc.stdout
+    return uris[0]
+
+
+@dataclass
+class Server:
+    """The running server and where its state lives."""
+
+    uri: str
+    state: Path
+    pg_port: int
+    env: dict[str, str]
+    runs: dict[str, int] = field(default_factory=dict)  # run id -> expected metric points
+
+    def client(self) -> MlflowClient:
+        """An MlflowClient on the server."""
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri)
+
+    def psql(self, sql: str) -> str:
+        """Run SQL in the `mlflow` database as the postgres superuser, over the unix socket."""
+        pgdata = (self.state / "pgdata").resolve()
+        version = (pgdata / "PG_VERSION").read_text().strip()
+        proc = subprocess.run(
+            ["runuser", "-u", "postgres", "--", f"/usr/lib/postgresql/{version}/bin/psql",
+             "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str((self.state / "pgrun").resolve()),
+             "-p", str(self.pg_port), "-d", "mlflow", "-c", sql],
+            capture_output=True, text=True, timeout=60, cwd="/")
+        assert proc.returncode == 0, f"psql failed: {proc.stderr}"
+        return proc.stdout.strip()
+
+
+# ---------------------------------------------------------------- a network fault, on demand
+
+class Proxy:
+    """Forward ``127.0.0.1:<port>`` to ``target`` while up.
+
+    Parameters
+    ----------
+    target_host, target_port : str, int
+        Where connections are forwarded.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    @property
+    def uri(self) -> str:
+        """The proxy's URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> Proxy:
+        """Listen (on the same port as before, if it was up already once)."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def down(self) -> None:
+        """Stop listening and cut every open connection."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, []
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:
+                    client.close()
+                    server.close()
+                    return
+                self._conns += [client, server]
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+
+    @staticmethod
+    def _pump(a: socket.socket, b: socket.socket) -> None:
+        peer = {a: b, b: a}
+        try:
+            while True:
+                ready, _, _ = select.select([a, b], [], [], 1.0)
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    peer[sock].sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            for sock in (a, b):
+                with contextlib.suppress(OSError):
+                    sock.close()

@@ -1,0 +1,476 @@
+"""``bench compare`` and ``bench regress`` over synthetic SQLite stores, called in-process."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from runners.analysis.table import parse_since, pivot, render
+from runners.cli.compare import add_parser as add_compare
+from runners.cli.regress import add_parser as add_regress
+from runners.tracking.query import StoreReader
+from runners.tracking.tracker import Tracker
+
+MACHINES = {"local": 1.0, "docker-slurm": 2.0}
+FILESYSTEMS = {"tmpfs": 0.0, "scratch": 0.5}
+RANKS = (1, 2, 4)
+T0 = int(pd.Timestamp("2025-03-01T00:00:00Z").value // 10**6)   # series start, in ms
+OLD = int(pd.Timestamp("2020-06-01T00:00:00Z").value // 10**6)
+COMMIT = "{:02d}" + "abcdef0123456789" * 2 + "abcdef"            # 40 characters
+
+
+def value(machine: str, fs: str, ranks: int, k: int) -> float:
+    """The ``total_s.median`` of the k-th run of a grid point (median over k: k = 1)."""
+    return MACHINES[machine] + FILESYSTEMS[fs] + 0.1 * ranks + 0.01 * k
+
+
+def add_run(tracker: Tracker, experiment: str, params: Mapping[str, str],
+            tags: Mapping[str, str], metrics: Mapping[str, float], status: str = "FINISHED",
+            start_ms: int | None = None, parent: str | None = None) -> str:
+    """One run: through ``Tracker.start_run``, or with a given start time when ``start_ms``."""
+    if start_ms is None:
+        run_id = tracker.start_run(experiment, "run", params, tags, parent_run_id=parent)
+    else:
+        run = tracker.online.client.create_run(tracker.experiment_id(experiment),
+                                               start_time=start_ms,
+                                        tags={**tags, "mlflow.runName": "run"}, run_name="run")
+        run_id = str(run.info.run_id)
+        for key, val in params.items():
+            tracker.online.client.log_param(run_id, key, val)
+    if metrics:
+        tracker.log_metrics(run_id, metrics)
+    tracker.end_run(run_id, status)
+    return run_id
+
+
+def point_tags(machine: str, fs: str, ranks: int, commit: str = COMMIT.format(0)) -> dict:
+    return {"machine": machine, "fs": fs, "bench": "mpi4py_import", "git.commit": commit,
+            "config.hash": f"h-{machine}-{fs}-{ranks}"}
+
+
+def point_params(machine: str, ranks: int) -> dict[str, str]:
+    return {"bench.ranks": str(ranks), "bench.trials": "3", "machine.name": machine}
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """2 machines x 2 fs x 3 ranks x 3 FINISHED runs, plus runs the filters must handle."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('grid')}/mlflow.db"
+    tracker = Tracker(uri)
+    exp = "mpi4py_import"
+    parent = add_run(tracker, exp, {}, {"sweep.id": "s1"}, {"total_s.median": 999.0})
+    for machine in MACHINES:
+        for fs in FILESYSTEMS:
+            for ranks in RANKS:
+                for k in range(3):
+                    child = {"sweep.id": "s1"} if k == 0 else {}
+                    add_run(tracker, exp, point_params(machine, ranks),
+                            {**point_tags(machine, fs, ranks), **child},
+                            {"total_s.median": value(machine, fs, ranks, k),
+                             "total_s.min": value(machine, fs, ranks, k) - 0.5},
+                            parent=parent if k == 0 else None)
+    add_run(tracker, exp, point_params("local", 1),
+            {**point_tags("local", "tmpfs", 1), "failure.kind": "timeout"},
+            {"total_s.median": 100.0}, status="FAILED")
+    add_run(tracker, exp, point_params("old-box", 1), point_tags("old-box", "tmpfs", 1),
+            {"total_s.median": 50.0}, start_ms=OLD)
+    add_run(tracker, "sleep", {"bench.ranks": "1", "bench.params.seconds": "1"},
+            {"machine": "local", "fs": "tmpfs", "bench": "sleep", "direction.slept_s": "lower"},
+            {"slept_s.median": 1.25, "total_s.median": 1.5})
+    return uri
+
+
+def bench(*argv: str) -> int:
+    """Parse and run a verb in-process, as ``bench`` would."""
+    p = argparse.ArgumentParser()
+    v = p.add_subparsers(dest="verb")
+    add_compare(v)
+    add_regress(v)
+    args = p.parse_args(list(argv))
+    return int(args.func(args))
+
+
+def csv_of(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text))
+
+
+def one_error(capsys: pytest.CaptureFixture[str]) -> str:
+    """The single stderr line of a bad-input call (nothing on stdout)."""
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+# ------------------------------------------------------------------------- runs_table
+
+
+def test_runs_table_shape(grid: str) -> None:
+    frame = StoreReader(grid).runs_table(None)
+    assert len(frame) == 2 * 2 * 3 * 3 + 3          # grid + failed + old + sleep; no parent
+    assert not (frame["tag.sweep.id"].notna() & frame["tag.mlflow.parentRunId"].isna()).any()
+    assert list(frame.columns[:5]) == ["run_id", "experiment", "status", "start_time",
+                                       "end_time"]
+    assert str(frame["start_time"].dt.tz) == "UTC"
+    assert frame["start_time"].is_monotonic_increasing
+    assert frame["start_time"].iloc[0] == pd.Timestamp("2020-06-01", tz="UTC")
+    assert {"param.bench.ranks", "tag.machine", "tag.config.hash",
+            "metric.total_s.median"} <= set(frame.columns)
+    assert frame["metric.total_s.median"].dtype == np.float64
+    assert set(frame["experiment"]) == {"mpi4py_import", "sleep"}
+
+
+def test_runs_table_filters(grid: str) -> None:
+    tracker = StoreReader(grid)
+    assert set(tracker.runs_table(["sleep"])["experiment"]) == {"sleep"}
+    assert set(tracker.runs_table(None, status="FAILED")["tag.failure.kind"]) == {"timeout"}
+    since = int(pd.Timestamp("2021-01-01", tz="UTC").value // 10**6)
+    assert "old-box" not in set(tracker.runs_table(None, since_ms=since)["tag.machine"])
+    newest = tracker.runs_table(None, max_runs=2)
+    assert len(newest) == 2 and set(newest["experiment"]) == {"mpi4py_import", "sleep"}
+    with pytest.raises(ValueError, match="mpi4py_import, sleep"):
+        tracker.runs_table(["nosuch"])
+
+
+@pytest.fixture(scope="module")
+def paged(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real SQLite store of 2,500 runs, every 100th a sweep parent, newest first by index."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('paged')}/mlflow.db"
+    client = Tracker(uri).online.client
+    exp = client.create_experiment("e")
+    for i in range(2500):
+        tags = {"sweep.id": "s"} if i % 100 == 0 else {"machine": "m"}
+        run = client.create_run(exp, start_time=10**12 - i, tags=tags)
+        client.log_batch(run.info.run_id, metrics=[Metric("x", float(i), 0, 0)],
+                         params=[Param("p", str(i))], tags=[RunTag("i", str(i))])
+        client.set_terminated(run.info.run_id, "FINISHED" if i != 2499 else "FAILED")
+    return uri
+
+
+def test_runs_table_reads_every_page(paged: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store read page by page (not in bulk, as a tracking server is) gives every run."""
+    reader = StoreReader(paged)
+    calls: list[dict[str, Any]] = []
+    real = reader.client.search_runs
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reader.client, "search_runs", spy)
+    frame = reader.runs_table(None, status="FINISHED", since_ms=5, bulk=False)
+    assert len(frame) == 2500 - 25 - 1
+    assert [c["max_results"] for c in calls] == [1000, 1000, 1000]
+    assert calls[0]["filter_string"] == ("attributes.status = 'FINISHED' and "
+                                         "attributes.start_time >= 5")
+    assert frame["tag.i"].iloc[-1] == "1" and frame["end_time"].notna().all()
+    assert len(reader.runs_table(None, max_runs=1500, bulk=False)) == 1500
+    assert len(calls) == 5
+    bulk = reader.runs_table(None, status="FINISHED", since_ms=5)
+    assert sorted(bulk["run_id"]) == sorted(frame["run_id"])
+
+
+# ------------------------------------------------------------------------- compare
+
+
+def test_compare_default_medians(grid: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench("compare", "--tracking-uri", grid, "--format", "csv",
+                 "--experiment", "mpi4py_import") == 0
+    table = csv_of(capsys.readouterr().out)
+    assert list(table.columns) == ["machine", "fs", "bench.ranks", "total_s.median", "n"]
+    assert len(table) == 2 * 2 * 3 + 1                 # + old-box; not the FAILED run
+    for machine in MACHINES:
+        for fs in FILESYSTEMS:
+            for ranks in RANKS:
+                row = table[(table["machine"] == machine) & (table["fs"] == fs)
+                            & (table["bench.ranks"] == ranks)]
+                assert row["total_s.median"].tolist() == [value(machine, fs, ranks, 1)]
+                assert row["n"].tolist() == [3]
+    assert table["machine"].tolist()[:3] == ["docker-slurm"] * 3   # sorted keys
+
+
+@pytest.mark.parametrize(("agg", "k"), [("min", 0), ("max", 2), ("mean", 1)])
+def test_compare_agg(grid: str, capsys: pytest.CaptureFixture[str], agg: str, k: int) -> None:
+    assert bench("compare", "--tracking-uri", grid, "--format", "csv", "--agg", agg,
+                 "--where", "machine=local", "--where", "fs=scratch") == 0
+    table = csv_of(capsys.readouterr().out)
+    assert table["bench.ranks"].tolist() == [1, 2, 4]
+    expected = [value("local", "scratch", r, k) for r in RANKS]
+    assert table["total_s.median"].to_numpy() == pytest.approx(expected, rel=1e-12)
+
+
+def test_compare_pivot_columns_and_count(grid: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench("compare", "--tracking-uri", grid, "--format", "csv", "--by", "machine",
+                 "--columns", "fs,bench.ranks", "--metric", "total_s.min",
+                 "--experiment", "mpi4py_import", "--since", "2021-01-01") == 0
+    table = csv_of(capsys.readouterr().out).set_index("machine")
+    assert table.loc["local", "scratch/2"] == value("local", "scratch", 2, 1) - 0.5
+    assert table.loc["docker-slurm", "tmpfs/4"] == value("docker-slurm", "tmpfs", 4, 1) - 0.5
+    assert bench("compare", "--tracking-uri", grid, "--format", "csv", "--by", "machine",
+                 "--columns", "fs", "--agg", "count") == 0
+    counts = csv_of(capsys.readouterr().out).set_index(["experiment", "machine"])
+    assert list(counts.columns) == ["scratch", "tmpfs"]   # experiment added: two benchmarks
+    assert counts.loc[("mpi4py_import", "local"), "tmpfs"] == 3 * 3
+    assert counts.loc[("mpi4py_import", "old-box"), "scratch"] == 0
+    assert counts.loc[("sleep", "local"), "tmpfs"] == 1
+
+
+def test_compare_status_any_and_since(grid: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("compare", "--tracking-uri", grid, "--format", "csv", "--experiment",
+            "mpi4py_import", "--where", "machine=local", "--where", "bench.ranks=1")
+    assert bench(*args, "--status", "any") == 0
+    table = csv_of(capsys.readouterr().out).set_index("fs")
+    assert table.loc["tmpfs", "n"] == 4                  # 3 FINISHED + the FAILED one
+    middle = (value("local", "tmpfs", 1, 1) + value("local", "tmpfs", 1, 2)) / 2
+    assert table.loc["tmpfs", "total_s.median"] == pytest.approx(middle, rel=1e-12)
+    assert bench(*args, "--status", "failed") == 0
+    assert csv_of(capsys.readouterr().out)["total_s.median"].tolist() == [100.0]
+    old = ("compare", "--tracking-uri", grid, "--format", "csv", "--by", "machine")
+    assert bench(*old) == 0
+    assert "old-box" in csv_of(capsys.readouterr().out)["machine"].tolist()
+    for since in ("2021-01-01", "7d", "2021-01-01T00:00+02:00"):
+        assert bench(*old, "--since", since) == 0
+        assert "old-box" not in csv_of(capsys.readouterr().out)["machine"].tolist()
+
+
+def test_compare_where_any_of_values(grid: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench("compare", "--tracking-uri", grid, "--format", "csv", "--by", "machine",
+                 "--where", "machine=local", "--where", "machine=old-box") == 0
+    table = csv_of(capsys.readouterr().out)
+    assert table[["experiment", "machine"]].to_numpy().tolist() == [
+        ["mpi4py_import", "local"], ["mpi4py_import", "old-box"], ["sleep", "local"]]
+    assert table["n"].tolist() == [3 * 3 * 2, 1, 1]
+    assert bench("compare", "--tracking-uri", grid, "--format", "csv", "--by", "bench,machine",
+                 "--where", "machine=local") == 0
+    assert list(csv_of(capsys.readouterr().out).columns) == ["bench", "machine",
+                                                            "total_s.median", "n"]
+
+
+def test_compare_base_metric_and_experiment(grid: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench("compare", "--tracking-uri", grid, "--experiment", "sleep", "--metric",
+                 "slept_s", "--by", "machine,bench.params.seconds") == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("median of slept_s.median over 1 runs")
+    assert out.splitlines()[-1].split() == ["local", "1", "1.25", "1"]
+
+
+def test_compare_markdown_and_output(grid: str, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "out" / "table.md"
+    assert bench("compare", "--tracking-uri", grid, "--format", "markdown",
+                 "--experiment", "mpi4py_import", "--where",
+                 "machine=local", "--where", "fs=tmpfs", "--output", str(target)) == 0
+    assert "wrote" in capsys.readouterr().out
+    lines = target.read_text().splitlines()
+    assert lines[0] == "| machine | fs | bench.ranks | total_s.median | n |"
+    assert lines[1] == "| --- | --- | ---: | ---: | ---: |"
+    assert lines[2] == f"| local | tmpfs | 1 | {value('local', 'tmpfs', 1, 1):.6g} | 3 |"
+    assert len(lines) == 2 + 3
+
+
+def test_pivot_pure_sorts_numbers_and_marks_missing() -> None:
+    frame = pd.DataFrame({"tag.machine": ["a", "a", "b", None],
+                          "param.bench.ranks": ["16", "2", "2", "2"],
+                          "metric.x": [1.0, 2.0, 3.0, 4.0]})
+    out = pivot(frame, "metric.x", ["param.bench.ranks", "tag.machine"])
+    assert out.to_dict("list") == {"bench.ranks": [2, 2, 2, 16], "machine": ["-", "a", "b", "a"],
+                                   "x": [4.0, 2.0, 3.0, 1.0], "n": [1, 1, 1, 1]}
+    assert render(out, "markdown").count("\n") == 2 + 4
+    with pytest.raises(ValueError, match="agg"):
+        pivot(frame, "metric.x", ["tag.machine"], agg="sum")
+
+
+def test_parse_since_age() -> None:
+    now = pd.Timestamp("2025-01-10T00:00:00Z")
+    assert parse_since("7d", now) == pd.Timestamp("2025-01-03T00:00:00Z")
+    assert parse_since("12h", now) == pd.Timestamp("2025-01-09T12:00:00Z")
+    assert parse_since("2025-01-31") == pd.Timestamp("2025-01-31T00:00:00Z")
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--metric", "nosuch"], ["unknown metric 'nosuch'", "total_s.median"]),
+    (["--metric", "total_s.mediam"], ["total_s.median"]),
+    (["--by", "machine,nosuch"], ["unknown --by column 'nosuch'", "machine", "bench.ranks"]),
+    (["--columns", "fss"], ["unknown --columns column 'fss'", "fs"]),
+    (["--where", "machine=nowhere"], ["no runs match", "machine=nowhere", "local"]),
+    (["--where", "machine"], ["KEY=VALUE"]),
+    (["--where", "nokey=1"], ["unknown --where column 'nokey'"]),
+    (["--experiment", "nosuch"], ["no experiment 'nosuch'", "mpi4py_import, sleep"]),
+    (["--since", "2099-01-01"], ["no runs match", "since=2099-01-01", "--status any"]),
+    (["--since", "yesterday"], ["--since 'yesterday'", "7d"]),
+    (["--agg", "sum"], ["--agg 'sum'", "median, mean, min, max, count"]),
+    (["--format", "html"], ["--format 'html'", "table, csv, markdown"]),
+    (["--status", "done"], ["--status 'done'", "FINISHED"]),
+    (["--by", ","], ["--by ',' names no column"]),
+])
+def test_compare_bad_input(grid: str, capsys: pytest.CaptureFixture[str], argv: list[str],
+                           words: list[str]) -> None:
+    assert bench("compare", "--tracking-uri", grid, *argv) == 2
+    line = one_error(capsys)
+    for word in words:
+        assert word in line
+
+
+def test_compare_missing_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "none" / "mlflow.db"
+    for verb in ("compare", "regress"):
+        assert bench(verb, "--tracking-uri", f"sqlite:///{db}") == 2
+        assert f"no store at {db}" in one_error(capsys)
+    assert not db.parent.exists()
+
+
+# ------------------------------------------------------------------------- regress
+
+
+def add_series(tracker: Tracker, experiment: str, values: list[float], machine: str = "local",
+               metric: str = "total_s.median", tags: Mapping[str, str] | None = None) -> list[str]:
+    """Runs one minute apart, commit ``NN…`` for the n-th point; their ids, oldest first."""
+    ids = []
+    for i, v in enumerate(values):
+        ids.append(add_run(tracker, experiment, point_params(machine, 2),
+                           {**point_tags(machine, "tmpfs", 2, COMMIT.format(i)), **(tags or {})},
+                           {metric: v}, start_ms=T0 + 60_000 * i))
+    return ids
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, list[str]]]:
+    """One experiment per scenario: a 30% step, noise, 3 points, a dry run, higher-is-better."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('history')}/mlflow.db"
+    tracker = Tracker(uri)
+    rng = np.random.default_rng(7)
+    noise = list(1.0 + 0.01 * rng.standard_normal(40))
+    step = noise[:15] + [1.3 * v for v in noise[15:20]]
+    drop = [100 * v for v in noise[:15]] + [70 * v for v in noise[15:20]]
+    runs = {
+        "step": add_series(tracker, "step", step),
+        "noise": add_series(tracker, "noise", noise[20:40]),
+        "short": add_series(tracker, "short", [1.0, 1.02, 0.99]),
+        "dry": add_series(tracker, "dry", step),
+        "drop": add_series(tracker, "higher", drop, machine="a", metric="bw.median",
+                           tags={"direction.bw": "higher"}),
+        "rise": add_series(tracker, "higher", [100 * v for v in step], machine="b",
+                           metric="bw.median", tags={"direction.bw": "higher"}),
+    }
+    return uri, runs
+
+
+def tags_of(uri: str, run_id: str) -> dict[str, str]:
+    return dict(StoreReader(uri).client.get_run(run_id).data.tags)
+
+
+def test_regress_finds_step(history: tuple[str, dict[str, list[str]]],
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    uri, runs = history
+    assert bench("regress", "--tracking-uri", uri, "--experiment", "step") == 1
+    out = capsys.readouterr().out
+    assert "regressions:" in out
+    row = next(line for line in out.splitlines() if line.lstrip().startswith("step"))
+    change = next(w for w in row.split() if w.endswith("%"))
+    assert "total_s.median" in row and 25 < float(change[:-1]) < 35  # about +30%
+    assert COMMIT.format(14)[:7] in row and COMMIT.format(15)[:7] in row
+    assert "2025-03-01 00:14" in row and "2025-03-01 00:15" in row
+    assert f"{runs['step'][14][:12]}..{runs['step'][15][:12]}" in row
+    assert "1 series checked, 1 regressions, 0 not enough data" in out
+    newest = tags_of(uri, runs["step"][-1])
+    assert newest["regress.total_s.median"] == "regression"
+    assert 25 < float(newest["regress.total_s.median.change_pct"]) < 35
+    assert "regress.total_s.median" not in tags_of(uri, runs["step"][-2])
+
+
+def test_regress_csv_has_full_range(history: tuple[str, dict[str, list[str]]],
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    uri, runs = history
+    assert bench("regress", "--tracking-uri", uri, "--experiment", "step", "--format", "csv",
+                 "--dry-run", "--metric", "total_s") == 1
+    out, err = capsys.readouterr()
+    table = csv_of(out)
+    assert table["runs"].tolist() == [f"{runs['step'][14]}..{runs['step'][15]}"]
+    assert table["from"].tolist() == [f"2025-03-01T00:14:00+00:00 {COMMIT.format(14)}"]
+    assert "1 series checked, 1 regressions" in err
+
+
+def test_regress_noise_is_ok(history: tuple[str, dict[str, list[str]]],
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    uri, runs = history
+    assert bench("regress", "--tracking-uri", uri, "--experiment", "noise") == 0
+    out = capsys.readouterr().out
+    assert "no regressions" in out
+    assert "1 series checked, 0 regressions, 0 not enough data" in out
+    assert tags_of(uri, runs["noise"][-1])["regress.total_s.median"] == "ok"
+
+
+def test_regress_short_series(history: tuple[str, dict[str, list[str]]],
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    uri, runs = history
+    assert bench("regress", "--tracking-uri", uri, "--experiment", "short") == 0
+    out = capsys.readouterr().out
+    assert "1 series checked, 0 regressions, 1 not enough data" in out
+    tags = tags_of(uri, runs["short"][-1])
+    assert tags["regress.total_s.median"] == "not enough data"
+    assert "regress.total_s.median.change_pct" not in tags
+
+
+def test_regress_dry_run_writes_nothing(history: tuple[str, dict[str, list[str]]],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    uri, runs = history
+    assert bench("regress", "--tracking-uri", uri, "--experiment", "dry", "--dry-run") == 1
+    assert "dry run: no tags written" in capsys.readouterr().out
+    for run_id in runs["dry"]:
+        assert not any(k.startswith("regress.") for k in tags_of(uri, run_id))
+
+
+def test_regress_direction_higher(history: tuple[str, dict[str, list[str]]],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    uri, runs = history
+    assert bench("regress", "--tracking-uri", uri, "--experiment", "higher", "--all",
+                 "--where", "machine=b") == 0            # a rise of a higher-is-better metric
+    out = capsys.readouterr().out
+    assert "0 regressions" in out and "1 improvements" in out
+    assert tags_of(uri, runs["rise"][-1])["regress.bw.median"] == "improvement"
+    assert bench("regress", "--tracking-uri", uri, "--experiment", "higher") == 1
+    out = capsys.readouterr().out
+    assert "2 series checked, 1 regressions" in out
+    rows = [line for line in out.splitlines() if line.lstrip().startswith("higher")]
+    change = next(w for w in rows[0].split() if w.endswith("%"))
+    assert len(rows) == 1 and " a " in rows[0] and -35 < float(change[:-1]) < -25  # the drop
+    assert tags_of(uri, runs["drop"][-1])["regress.bw.median"] == "regression"
+
+
+def test_regress_min_effect_passes_through(history: tuple[str, dict[str, list[str]]],
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    uri, _ = history
+    assert bench("regress", "--tracking-uri", uri, "--experiment", "step", "--dry-run",
+                 "--min-effect", "40%") == 0
+    assert "0 regressions" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--metric", "nosuch"], ["unknown metric 'nosuch'", "total_s.median"]),
+    (["--min-effect", "5"], ["--min-effect 5", "5%"]),
+    (["--min-effect", "x"], ["--min-effect 'x'"]),
+    (["--alpha", "2"], ["--alpha '2'"]),
+    (["--latest", "2"], ["--latest", "--min-points"]),
+    (["--min-points", "one"], ["--min-points 'one'"]),
+    (["--where", "machine=nowhere"], ["no runs match", "status=FINISHED", "machine has local"]),
+    (["--format", "xml"], ["--format 'xml'"]),
+])
+def test_regress_bad_input(history: tuple[str, dict[str, list[str]]],
+                           capsys: pytest.CaptureFixture[str], argv: list[str],
+                           words: list[str]) -> None:
+    uri, _ = history
+    assert bench("regress", "--tracking-uri", uri, "--experiment", "short", *argv) == 2
+    line = one_error(capsys)
+    for word in words:
+        assert word in line

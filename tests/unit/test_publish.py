@@ -1,0 +1,272 @@
+"""``bench publish`` / ``bench import``: real git repositories and SQLite stores under tmp_path."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from runners.cli.publish import add_parser
+from runners.publish.records import redact
+from runners.tracking.query import StoreReader
+from runners.tracking.redact import REDACTED
+from runners.tracking.tracker import Tracker
+
+EXP = "mpi4py_import"
+SECRET = "s3cr3t-t0ken-value-42"
+
+
+@pytest.fixture(autouse=True)
+def _no_git_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like a CI machine: no global or system git config, so no user identity."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
+                "GIT_COMMITTER_EMAIL", "GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in repo (with a test identity for the user's own commits); its stdout."""
+    argv = ["git", "-C", str(repo), "-c", "user.name=Tester", "-c", "user.email=t@example.org",
+            *args]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def bench(*argv: str) -> int:
+    """Run a verb in-process, as ``bench`` would."""
+    parser = argparse.ArgumentParser()
+    verbs = parser.add_subparsers(dest="verb")
+    add_parser(verbs)
+    args = parser.parse_args(list(argv))
+    return int(args.func(args))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A fresh, empty git repository."""
+    path = tmp_path / "results-repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    return path
+
+
+def uri_of(tmp_path: Path, name: str = "src") -> str:
+    return f"sqlite:///{tmp_path / name / 'mlflow.db'}"
+
+
+def make_run(tmp_path: Path, machine: str = "local", status: str = "FINISHED",
+             tags: dict[str, str] | None = None, experiment: str = EXP) -> str:
+    """One run in the source store: params, tags, a metric history, an artifact."""
+    tracker = Tracker(uri_of(tmp_path), artifact_root=str(tmp_path / "src" / "artifacts"))
+    run_id = tracker.start_run(experiment, "job", {"bench.ranks": "2", "config.hash": "abc"},
+                               {"machine": machine, "fs": "nfs", **(tags or {})})
+    for step, value in enumerate((3.0, 2.0, 1.5)):
+        tracker.log_metrics(run_id, {"total_s": value}, step=step)
+    tracker.log_metrics(run_id, {"total_s.median": 2.0, "ranks_seen": 2.0})
+    per_rank = tmp_path / "per_rank.csv"
+    per_rank.write_text("rank,t\n0,1.0\n")
+    tracker.log_artifacts(run_id, [str(per_rank)], "results")
+    tracker.end_run(run_id, status)
+    return run_id
+
+
+def publish(repo: Path, tmp_path: Path, *extra: str) -> int:
+    return bench("publish", "--repo", str(repo), "--tracking-uri", uri_of(tmp_path), *extra)
+
+
+def tip(repo: Path, branch: str = "results/local") -> str:
+    return git(repo, "rev-parse", f"refs/heads/{branch}")
+
+
+def branch_files(repo: Path, branch: str = "results/local") -> list[str]:
+    return git(repo, "ls-tree", "-r", "--name-only", branch).splitlines()
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def test_round_trip(tmp_path: Path, repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ids = [make_run(tmp_path), make_run(tmp_path, status="FAILED"), make_run(tmp_path)]
+    assert publish(repo, tmp_path) == 0
+    assert "3 runs added, 0 updated" in capsys.readouterr().out
+    files = branch_files(repo)
+    assert sorted(files) == sorted([".bench-results", "summary.csv",
+                                    *(f"runs/{EXP}/{i}.json" for i in ids)])
+    message = git(repo, "log", "-1", "--format=%B", "results/local")
+    assert message.startswith(f"bench publish: 3 runs added, 0 updated ({EXP} on local)")
+    assert all(i in message for i in ids)
+    assert git(repo, "log", "-1", "--format=%an <%ae>", "results/local") == \
+        "bench publish <bench@localhost>"
+    record = json.loads(git(repo, "show", f"results/local:runs/{EXP}/{ids[0]}.json"))
+    assert record["metrics"]["total_s"] == 1.5 and record["artifacts"] == ["results/per_rank.csv"]
+    summary = git(repo, "show", "results/local:summary.csv").splitlines()
+    assert summary[0] == "run_id,experiment,status,start_time,machine,fs,total_s.median"
+    assert len(summary) == 4 and any(ids[1] in row and "FAILED" in row for row in summary)
+
+    dest = uri_of(tmp_path, "dest")
+    assert bench("import", "--repo", str(repo), "--tracking-uri", dest) == 0
+    assert capsys.readouterr().out.startswith("3 imported, 0 already present")
+    source, target = StoreReader(uri_of(tmp_path)).client, StoreReader(dest).client
+    exp = target.get_experiment_by_name(EXP)
+    assert exp is not None
+    copies = {r.data.tags["import.source_run_id"]: r
+              for r in target.search_runs([exp.experiment_id])}
+    assert sorted(copies) == sorted(ids)
+    for run_id in ids:
+        old, new = source.get_run(run_id), copies[run_id]
+        assert new.data.params == old.data.params
+        assert new.data.metrics == old.data.metrics
+        assert {k: v for k, v in new.data.tags.items() if not k.startswith("import.")} == \
+            old.data.tags
+        assert (new.info.status, new.info.start_time, new.info.end_time) == \
+            (old.info.status, old.info.start_time, old.info.end_time)
+
+    assert bench("import", "--repo", str(repo), "--tracking-uri", dest) == 0
+    assert capsys.readouterr().out.startswith("0 imported, 3 already present")
+    assert len(target.search_runs([exp.experiment_id])) == 3
+
+
+def test_publish_twice_adds_nothing(tmp_path: Path, repo: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    make_run(tmp_path)
+    make_run(tmp_path)
+    assert publish(repo, tmp_path) == 0
+    first = tip(repo)
+    capsys.readouterr()
+    assert publish(repo, tmp_path) == 0
+    assert "nothing new to publish" in capsys.readouterr().out
+    assert tip(repo) == first
+
+
+def test_second_publish_keeps_earlier_runs(tmp_path: Path, repo: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    first_id = make_run(tmp_path)
+    assert publish(repo, tmp_path) == 0
+    first = tip(repo)
+    second_id = make_run(tmp_path)
+    report = tmp_path / "report"
+    (report / "plots").mkdir(parents=True)
+    (report / "plots" / "a.txt").write_text("plot\n")
+    assert publish(repo, tmp_path, "--run-id", second_id[:10], "--report-dir", str(report)) == 0
+    assert git(repo, "rev-parse", "results/local^") == first
+    assert git(repo, "log", "-1", "--format=%s", "results/local") == \
+        f"bench publish: 1 run added, 0 updated, report updated ({EXP} on local)"
+    files = branch_files(repo)
+    assert {f"runs/{EXP}/{first_id}.json", f"runs/{EXP}/{second_id}.json",
+            "report/plots/a.txt", "summary.csv", ".bench-results"} == set(files)
+    assert len(git(repo, "show", "results/local:summary.csv").splitlines()) == 3
+
+    Tracker(uri_of(tmp_path)).set_tags(first_id, {"note": "rerun"})
+    capsys.readouterr()
+    assert publish(repo, tmp_path, "--message", "nightly results") == 0
+    assert "0 runs added, 1 updated" in capsys.readouterr().out
+    body = git(repo, "log", "-1", "--format=%B", "results/local")
+    assert body.startswith("nightly results\n") and f"updated {first_id}" in body
+    assert "report/plots/a.txt" in branch_files(repo)
+
+
+def test_user_repo_untouched(tmp_path: Path, repo: Path) -> None:
+    (repo / "a.txt").write_text("one\n")
+    (repo / "b.txt").write_text("two\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "start")
+    git(repo, "checkout", "-q", "-b", "work")
+    (repo / "a.txt").write_text("dirty\n")
+    (repo / "b.txt").write_text("staged\n")
+    git(repo, "add", "b.txt")
+    (repo / "new.txt").write_text("untracked\n")
+    index = repo / ".git" / "index"
+
+    def state() -> tuple[str, ...]:
+        return (git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD"),
+                git(repo, "symbolic-ref", "HEAD"), index.read_bytes().hex(),
+                (repo / "a.txt").read_text(), git(repo, "stash", "list"))
+
+    before = state()
+    make_run(tmp_path)
+    assert publish(repo, tmp_path) == 0
+    assert state() == before
+    assert "runs" not in {p.name for p in repo.iterdir()}
+    assert len(branch_files(repo)) == 3
+
+
+def test_foreign_branch_refused(tmp_path: Path, repo: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    (repo / "x.txt").write_text("x\n")
+    git(repo, "add", "x.txt")
+    git(repo, "commit", "-q", "-m", "foreign")
+    git(repo, "branch", "results/local")
+    before = tip(repo)
+    make_run(tmp_path)
+    capsys.readouterr()
+    assert publish(repo, tmp_path) == 2
+    assert ".bench-results" in one_error_line(capsys.readouterr().err)
+    assert tip(repo) == before
+    assert bench("import", "--repo", str(repo), "--tracking-uri", uri_of(tmp_path, "d")) == 2
+    one_error_line(capsys.readouterr().err)
+
+
+def test_checked_out_branch_refused(tmp_path: Path, repo: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    git(repo, "checkout", "-q", "-b", "results/local")
+    make_run(tmp_path)
+    capsys.readouterr()
+    assert publish(repo, tmp_path) == 2
+    assert "checked out" in one_error_line(capsys.readouterr().err)
+
+
+def test_bad_input(tmp_path: Path, repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    make_run(tmp_path)
+    capsys.readouterr()
+    assert publish(plain, tmp_path) == 2
+    assert "not a git repository" in one_error_line(capsys.readouterr().err)
+    assert publish(repo, tmp_path, "--where", "machine=nowhere") == 2
+    assert "no runs selected" in one_error_line(capsys.readouterr().err)
+    assert publish(repo, tmp_path, "--experiment", "nope") == 2
+    assert "no experiment 'nope'" in one_error_line(capsys.readouterr().err)
+    assert publish(repo, tmp_path, "--run-id", "zzzz") == 2
+    one_error_line(capsys.readouterr().err)
+    assert publish(repo, tmp_path, "--branch", "bad..name") == 2
+    one_error_line(capsys.readouterr().err)
+    assert publish(repo, tmp_path, "--redact", "(") == 2
+    one_error_line(capsys.readouterr().err)
+    assert bench("publish", "--repo", str(repo), "--tracking-uri", uri_of(tmp_path, "none")) == 2
+    assert "no store" in one_error_line(capsys.readouterr().err)
+    assert git(repo, "for-each-ref") == ""
+    assert bench("import", "--repo", str(repo), "--tracking-uri", uri_of(tmp_path, "d")) == 2
+    one_error_line(capsys.readouterr().err)
+
+
+def test_redaction(tmp_path: Path, repo: Path) -> None:
+    run_id = make_run(tmp_path, tags={"env.API_TOKEN": SECRET, "site.cookie": "c00kie-jar-99",
+                                      "failure.message": f"denied for {SECRET}"})
+    assert publish(repo, tmp_path, "--redact", "cookie") == 0
+    record = json.loads(git(repo, "show", f"results/local:runs/{EXP}/{run_id}.json"))
+    assert record["tags"]["env.API_TOKEN"] == REDACTED
+    assert record["tags"]["site.cookie"] == REDACTED
+    assert record["tags"]["failure.message"] == f"denied for {REDACTED}"
+    assert record["params"]["config.hash"] == "abc"
+    blobs = git(repo, "ls-tree", "-r", "--format=%(objectname)", "results/local").split()
+    text = "".join(git(repo, "cat-file", "blob", b) for b in blobs)
+    text += git(repo, "log", "--format=%B", "results/local")
+    assert SECRET not in text and "c00kie" not in text
+    assert subprocess.run(["git", "-C", str(repo), "grep", "-q", SECRET, "results/local"],
+                          check=False).returncode == 1
+
+
+def test_redact_pattern() -> None:
+    keys = ["env.API_TOKEN", "env.APIKEY", "aws.secret_access_key", "db.password", "apiKey",
+            "user.credentials", "config.hash", "env.hash", "tokenizer.name", "monkey"]
+    records = [{"params": {k: "value-long-enough" for k in keys}, "tags": {}}]
+    hits = redact(records)
+    assert hits == sorted(f"params.{k}" for k in keys[:6])

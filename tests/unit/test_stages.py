@@ -1,0 +1,221 @@
+"""Unit tier: stage helpers, the result contract, measurement, launchers, param flattening."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import psutil
+import pytest
+
+from runners.stages.base import MARKER, StageError, StageResult
+from runners.stages.env import fix_activate, spec_hash, stage_env
+from runners.stages.launch import launch_prefix
+from runners.stages.measure import host_snapshot, run_measured, tail
+from runners.stages.results import ResultParseError, parse_line, parse_output
+from runners.stages.warmup import import_code, parse_strace_summary
+from runners.tracking.store import flatten
+from tests.support import DATA
+
+STRACE_C = """\
+% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 52.10    0.001234           5       224        31 openat
+ 30.00    0.000700           3       198           newfstatat
+ 17.90    0.000400           2       150           fstat
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.002334           4       572        31 total
+"""
+
+
+def test_parse_strace_summary_counts_calls_and_errors() -> None:
+    counts = parse_strace_summary(STRACE_C)
+    assert counts == {"openat": 224, "newfstatat": 198, "fstat": 150, "total": 572,
+                      "errors": 31}
+
+
+def test_spec_hash_changes_only_with_the_spec() -> None:
+    a = spec_hash("name: x\npackages: [numpy]\n")
+    assert a == spec_hash("name: x\npackages: [numpy]\n")
+    assert a != spec_hash("name: x\npackages: [numpy, scipy]\n")
+
+
+def test_fix_activate_rewrites_only_the_virtual_env_line(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    act = tmp_path / "bin" / "activate"
+    act.write_text('deactivate () {\n  :\n}\nVIRTUAL_ENV="/old/place"\nexport VIRTUAL_ENV\n'
+                   'PATH="$VIRTUAL_ENV/bin:$PATH"\n')
+    fix_activate(tmp_path)
+    text = act.read_text()
+    assert f'VIRTUAL_ENV="{tmp_path}"' in text and "/old/place" not in text
+    assert 'PATH="$VIRTUAL_ENV/bin:$PATH"' in text and "export VIRTUAL_ENV" in text
+
+
+def _fake_env(root: Path) -> StageResult:
+    env = root / "built" / "demo-abc"
+    (env / "bin").mkdir(parents=True)
+    (env / "lib" / "__pycache__").mkdir(parents=True)
+    (env / "bin" / "activate").write_text(f'VIRTUAL_ENV="{env}"\n')
+    (env / "lib" / "mod.py").write_text("x = 1\n")
+    (env / "lib" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\0")
+    (env / MARKER).write_text('{"hash": "abc"}')
+    return StageResult("env", 0.0, data={"env_dir": str(env)})
+
+
+def test_stage_env_rsyncs_without_pyc_then_skips_when_current(tmp_path: Path) -> None:
+    env = _fake_env(tmp_path)
+    first = stage_env(env, str(tmp_path / "fs"), str(tmp_path / "logs"))
+    dst = Path(first.data["env_dir"])
+    assert dst == tmp_path / "fs" / "demo-abc"
+    assert first.tags["stage.mode"] == "rsync" and first.metrics["stage.copied"] == 1.0
+    assert (dst / "lib" / "mod.py").read_text() == "x = 1\n"
+    assert not list(dst.rglob("*.pyc"))
+    assert (dst / "bin" / "activate").read_text() == f'VIRTUAL_ENV="{dst}"\n'
+    second = stage_env(env, str(tmp_path / "fs"), str(tmp_path / "logs"))
+    assert second.tags["stage.mode"] == "current" and second.metrics["stage.copied"] == 0.0
+    (Path(env.data["env_dir"]) / MARKER).write_text('{"hash": "new"}')
+    third = stage_env(env, str(tmp_path / "fs"), str(tmp_path / "logs"))
+    assert third.tags["stage.mode"] == "rsync"
+
+
+def test_stage_env_onto_its_own_place_is_a_no_op(tmp_path: Path) -> None:
+    env = _fake_env(tmp_path)
+    res = stage_env(env, str(tmp_path / "built"), str(tmp_path / "logs"))
+    assert res.tags["stage.mode"] == "in-place" and res.data["env_dir"] == env.data["env_dir"]
+
+
+def test_stage_env_with_an_unset_variable_fails_clearly(tmp_path: Path) -> None:
+    env = _fake_env(tmp_path)
+    os.environ.pop("DW_JOB_STRIPED", None)
+    with pytest.raises(StageError, match="not set on this node"):
+        stage_env(env, "$DW_JOB_STRIPED/envs", str(tmp_path / "logs"))
+
+
+def test_stage_error_survives_pickling() -> None:
+    import pickle
+
+    err = pickle.loads(pickle.dumps(StageError("warmup", "sanity", "no numpy", ["a.log"])))
+    assert (err.stage, err.kind, err.message, err.logs) == ("warmup", "sanity", "no numpy",
+                                                            ["a.log"])
+
+
+def test_import_code_imports_without_initialising_mpi() -> None:
+    code = import_code(["json", "os.path"])
+    assert "mpi4py.rc.initialize = False" in code
+    assert "importlib.import_module('os.path')" in code
+
+
+def test_run_measured_records_time_memory_and_cpu(tmp_path: Path) -> None:
+    code = ("import time; b = bytearray(60 * 2**20); t = time.time()\n"
+            "while time.time() - t < 0.4: pass")
+    m = run_measured([sys.executable, "-c", code], tmp_path / "o", tmp_path / "e", 30)
+    assert m.returncode == 0 and not m.timed_out
+    assert 0.35 < m.wall_s < 10
+    assert m.peak_rss_mb > 50
+    assert m.cpu_user_s + m.cpu_system_s > 0.2
+    assert m.host_before["cores_logical"] >= 1 and "load1" in m.host_after
+
+
+def test_run_measured_kills_the_whole_tree_on_timeout(tmp_path: Path) -> None:
+    code = ("import subprocess, sys, time\n"
+            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            "print(p.pid, flush=True)\ntime.sleep(60)")
+    t0 = time.perf_counter()
+    m = run_measured([sys.executable, "-c", code], tmp_path / "o", tmp_path / "e", 1.0)
+    assert m.timed_out and time.perf_counter() - t0 < 10
+    grandchild = int((tmp_path / "o").read_text().split()[0])
+    time.sleep(0.2)
+    assert not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == "zombie"
+
+
+def test_tail_keeps_undecodable_bytes(tmp_path: Path) -> None:
+    (tmp_path / "log").write_bytes(b"first\n\xff\xfe broken\n")
+    assert tail(tmp_path / "log") == "\ufffd\ufffd broken"
+
+
+def test_host_snapshot_has_the_recorded_fields() -> None:
+    snap = host_snapshot()
+    assert set(snap) == {"cores_logical", "cores_physical", "mem_total_gb", "mem_available_gb",
+                         "load1", "load5", "load15", "cpu_freq_mhz"}
+
+
+def test_result_contract_accepts_full_and_minimal_lines() -> None:
+    r = parse_line('{"name": "lat", "value": 1.5, "unit": "us", "direction": "lower", '
+                   '"step": 8, "tags": {"rank": 0}}')
+    assert (r.name, r.value, r.unit, r.direction, r.step, r.tags) == (
+        "lat", 1.5, "us", "lower", 8, {"rank": 0})
+    assert parse_line(r.to_json()) == r
+    assert parse_line('{"name": "x", "value": 3}').direction == "lower"
+
+
+@pytest.mark.parametrize("line", [
+    '{"name": "x"}', '{"value": 1}', '{"name": "x", "value": "fast"}',
+    '{"name": "x", "value": 1, "direction": "up"}', '{"name": "x", "value": 1, "step": 1.5}',
+    '{"name": "x", "value": NaN}', '{broken', '["name", 1]',
+])
+def test_result_contract_rejects_bad_lines(line: str) -> None:
+    with pytest.raises(ResultParseError):
+        parse_line(line)
+
+
+def test_parse_output_skips_prose_and_requires_results() -> None:
+    out = "hello\n" + json.dumps({"name": "a", "value": 1}) + "\nbye\n"
+    assert [r.name for r in parse_output(out)] == ["a"]
+    with pytest.raises(ResultParseError, match="no JSON result lines"):
+        parse_output("just prose\n")
+
+
+def test_launch_prefix_per_launcher() -> None:
+    m = SimpleNamespace(launcher="mpiexec", launcher_args=[], nodes=1, ranks_per_node=4,
+                        mpiexec="{env}/bin/mpiexec")
+    assert launch_prefix(m, 2, "/e") == ["/e/bin/mpiexec", "-n", "2"]
+    m.launcher, m.nodes = "srun", 4
+    assert launch_prefix(m, 6, "/e") == ["srun", "--mpi=pmi2", "-N", "2", "-n", "6"]
+    m.launcher = "aprun"
+    assert launch_prefix(m, 6, "/e") == ["aprun", "-n", "6", "-N", "4"]
+
+
+def test_flatten_makes_dotted_params() -> None:
+    flat = flatten({"bench": {"ranks": 2, "packages": ["numpy"]}, "x": None})
+    assert flat == {"bench.ranks": "2", "bench.packages": '["numpy"]', "x": "None"}
+    assert len(flatten({"long": "y" * 10000})["long"]) == 6000
+
+
+def test_parse_parsl_perf_on_recorded_output() -> None:
+    from runners.kinds.parsl_perf import parse_parsl_perf
+
+    text = (DATA / "parsl_perf_output.txt").read_text()
+    results = parse_parsl_perf(text)
+    rates = [r for r in results if r.name == "tasks_per_s"]
+    assert [r.step for r in rates] == [1, 2, 3, 4]
+    assert [r.value for r in rates] == [1.685, 275.349, 769.694, 738.817]
+    assert {r.name for r in results if r.step == 3} == {
+        "tasks", "submit_tasks_per_s", "runtime_s", "tasks_per_s"}
+    final = [r for r in results if r.name == "tasks_per_s_final"]
+    assert len(final) == 1 and final[0].value == 738.817 and final[0].step is None
+    assert final[0].direction == "higher"
+    with pytest.raises(ResultParseError, match="Tasks per second"):
+        parse_parsl_perf("==== Iteration 1 ====\nWill run 10 tasks\n")
+
+
+def test_progress_draws_only_on_a_terminal() -> None:
+    import io
+
+    from runners.run.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    quiet, tty = io.StringIO(), Tty()
+    for stream in (quiet, tty):
+        bar = Progress(4, "trials", stream)
+        bar.update(done=1, note="stage: bench")
+        bar.close()
+    assert quiet.getvalue() == ""
+    assert "[#####---------------] 1/4 trials  stage: bench" in tty.getvalue()
+    assert "ETA" in tty.getvalue()
