@@ -364,3 +364,49 @@ def test_a_repeating_pattern_is_quantized_noise_not_all_outliers() -> None:
     y = [1.0 + 0.001 * (i % 3) for i in range(20)] + [2.0 + 0.001 * (i % 3) for i in range(6)]
     verdict = judge(y)
     assert verdict.status == "regression" and not verdict.outliers
+
+
+# --- the verdicts of seeded series, as recorded before scipy's test replaced ours -------
+
+
+def seeded_series() -> dict[str, np.ndarray]:
+    """960 series: 20 points, then a step of 0 / 3 / 7.5 / 15 % followed by 3, 5 or 10
+    points, at 2 % and 5 % noise; every 4th seed quantized (ties)."""
+    out = {}
+    for seed in range(40):
+        for noise in (0.02, 0.05):
+            for step in (0.0, 0.03, 0.075, 0.15):
+                for after in (3, 5, 10):
+                    rng = np.random.default_rng([seed, int(noise * 1000), int(step * 1000),
+                                                 after])
+                    y = 10.0 * (1 + noise * rng.standard_normal(20 + after))
+                    y[20:] *= 1 + step
+                    out[f"{seed}/{noise}/{step}/{after}"] = np.round(y, 1) if seed % 4 == 0 \
+                        else y
+    return out
+
+
+def test_verdicts_on_seeded_series_are_unchanged() -> None:
+    """``tests/golden/regress_verdicts.json`` holds each series' status, p-value and effect
+    as the hand-written Mann-Whitney test gave them; scipy's must give the same."""
+    import json
+
+    from tests.support import GOLDEN
+
+    recorded = json.loads((GOLDEN / "regress_verdicts.json").read_text())
+    series = seeded_series()
+    assert sorted(series) == sorted(recorded)
+    changed = []
+    for key, y in series.items():
+        v = judge(y)
+        want = recorded[key]
+        p = None if np.isnan(v.p_value) else v.p_value
+        effect = None if np.isnan(v.effect) else v.effect
+        same_p = (p is None) == (want["p"] is None) and (
+            p is None or p == pytest.approx(want["p"], rel=1e-8))
+        same_e = (effect is None) == (want["effect"] is None) and (
+            effect is None or effect == pytest.approx(want["effect"], rel=1e-8))
+        if v.status != want["status"] or not same_p or not same_e:
+            changed.append((key, v.status, p, want))
+    assert not changed, f"{len(changed)} verdicts changed, e.g. {changed[:3]}"
+    assert {"regression", "no change", "improvement"} <= {w["status"] for w in recorded.values()}
