@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
+# Hydra publishes no import path for its basic sweeper (the plugin lives in
+# hydra._internal); subclassing it keeps its override syntax, batching and multirun.yaml
+# exactly as Hydra's own rather than a copy that could drift.
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 

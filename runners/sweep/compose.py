@@ -10,7 +10,6 @@ result is the same config (tests/test_sweep_parts.py compares the two), includin
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -50,7 +49,6 @@ class Composer:
 
     def __call__(self, overrides: list[str], num: int) -> DictConfig:
         """The config of job ``num`` with ``overrides``."""
-        from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
         from hydra.core.override_parser.types import OverrideType
 
         parsed = self.parser.parse_overrides(list(overrides))
@@ -61,19 +59,41 @@ class Composer:
             self.templates[signature] = copy.deepcopy(cfg)
         else:
             cfg = copy.deepcopy(template)
-            values = [dataclasses.replace(o, type=OverrideType.FORCE_ADD)
-                      if o.type == OverrideType.ADD else o
-                      for o in parsed if self._is_value(o)]
-            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+            for o in parsed:
+                if self._is_value(o):   # ADD too: the template has the key already
+                    apply_value(cfg, o.key_or_group, o.value(), str(o.input_line),
+                                force_add=o.type != OverrideType.CHANGE)
             app = [o for o in parsed if not o.is_hydra_override()]
             with read_write(cfg.hydra), open_dict(cfg.hydra):
                 cfg.hydra.overrides.task = [o.input_line for o in app]
                 naming = cfg.hydra.job.config.override_dirname
-                cfg.hydra.job.override_dirname = get_overrides_dirname(
-                    overrides=app, kv_sep=naming.kv_sep, item_sep=naming.item_sep,
-                    exclude_keys=naming.exclude_keys)
+                cfg.hydra.job.override_dirname = override_dirname(
+                    [(o.key_or_group, str(o.input_line)) for o in app], naming.kv_sep,
+                    naming.item_sep, list(naming.exclude_keys))
             OmegaConf.copy_cache(from_config=self.master, to_config=cfg)
         with open_dict(cfg):
             cfg.hydra.job.id = num
             cfg.hydra.job.num = num
         return cfg
+
+
+def apply_value(cfg: DictConfig, key: str, value: Any, line: str, force_add: bool) -> None:
+    """Set one value override on a composed config, as Hydra's composition does (its
+    ``ConfigLoaderImpl._apply_overrides_to_config`` is private: the same public
+    ``OmegaConf.update`` here)."""
+    from hydra.errors import ConfigCompositionException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        OmegaConf.update(cfg, key, value, merge=True, force_add=force_add)
+    except OmegaConfBaseException as exc:
+        raise ConfigCompositionException(f"Error merging override {line}") from exc
+
+
+def override_dirname(overrides: list[tuple[str, str]], kv_sep: str, item_sep: str,
+                     exclude_keys: list[str]) -> str:
+    """``hydra.job.override_dirname`` of ``(key, override line)`` pairs: the lines not in
+    ``exclude_keys``, sorted, joined by ``item_sep``, ``=`` written as ``kv_sep`` (Hydra's
+    rule, ``hydra/_internal/config_loader_impl.py``; it has no public function for it)."""
+    lines = sorted(line for key, line in overrides if key not in exclude_keys)
+    return item_sep.join(lines).replace("=", kv_sep)
