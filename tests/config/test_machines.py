@@ -17,12 +17,15 @@ from parsl_configs.render import render
 from runners.config.schema import PROJECT_ROOT
 from runners.config.validate import validate
 from runners.errors import ConfigError
-from tests.support import GOLDEN, check_golden, make
+from tests.support import CONF, GOLDEN, check_golden, make
 
 SUBMIT = GOLDEN / "submit"
-MACHINES = ["local", "docker-slurm", "cori", "edison", "perlmutter", "theta", "polaris", "kind"]
-FILESYSTEMS = ["tmpfs", "scratch", "project", "common", "datawarp", "shifter"]
-# What each machine offers (the seed's matrix for Cori and Edison); shifter = needs an image.
+#: Every machine and filesystem of conf/: a new machine YAML is tested without editing this
+#: file (record its golden batch scripts with BENCH_UPDATE_GOLDEN=1).
+MACHINES = sorted(p.stem for p in (CONF / "machine").glob("*.yaml"))
+FILESYSTEMS = sorted(p.stem for p in (CONF / "fs").glob("*.yaml"))
+# What the machines of the seeds offer (the mpi4py-import matrix for Cori and Edison);
+# shifter = needs an image.
 OFFERS = {
     "local": {"tmpfs", "scratch"},
     "docker-slurm": {"tmpfs", "scratch"},
@@ -47,20 +50,44 @@ def normalise(text: str) -> str:
     return text.replace(sys.prefix, "<venv>").replace(str(PROJECT_ROOT), "<project>")
 
 
+def offered(machine: str) -> dict[str, dict[str, object]]:
+    """The filesystems a machine's YAML declares, as data."""
+    import yaml
+
+    data = yaml.safe_load((CONF / "machine" / f"{machine}.yaml").read_text())
+    return dict(data.get("filesystems") or {})
+
+
+def test_every_machine_and_filesystem_is_found() -> None:
+    assert {"local", "docker-slurm", "cori", "edison", "theta", "polaris", "kind"} <= set(
+        MACHINES)
+    assert {"tmpfs", "scratch", "project", "common", "datawarp", "shifter"} <= set(FILESYSTEMS)
+
+
+@pytest.mark.parametrize("machine", sorted(OFFERS))
+def test_the_seeds_matrix(machine: str) -> None:
+    """The filesystems the seeds' machines offer, as their YAML files say."""
+    assert set(offered(machine)) == OFFERS[machine]
+
+
 @pytest.mark.parametrize("machine", MACHINES)
 @pytest.mark.parametrize("fs", FILESYSTEMS)
 def test_machine_fs_combination(machine: str, fs: str) -> None:
-    bench = "bench=parsl_perf" if machine == "kind" else "bench=mpi4py_import"
+    """Every machine x filesystem composes; one the machine does not offer, or offers only
+    with an image, fails with its one-line error; the batch script matches its golden file."""
+    launcher = make(f"machine={machine}").machine.launcher
+    bench = "bench=parsl_perf" if launcher == "none" else "bench=mpi4py_import"
     cfg = make(f"machine={machine}", f"fs={fs}", bench, "bench.ranks=2")
-    if fs not in OFFERS[machine]:
+    offers = offered(machine)
+    if fs not in offers:
         with pytest.raises(ConfigError, match=f"fs={fs} is not offered by machine={machine}"):
             validate(cfg)
         return
-    if fs == "shifter":
-        with pytest.raises(ConfigError, match="set machine.filesystems.shifter.image"):
+    if offers[fs].get("supported", True) is False:
+        with pytest.raises(ConfigError, match=f"set machine.filesystems.{fs}.image"):
             validate(cfg)
         cfg = make(f"machine={machine}", f"fs={fs}", bench, "bench.ranks=2",
-                   "machine.filesystems.shifter.image=docker:bench/mpi4py-import:1")
+                   f"machine.filesystems.{fs}.image=docker:bench/mpi4py-import:1")
     validate(cfg)
     text = normalise(render(cfg.machine, fs).text)
     check_golden(SUBMIT / f"{machine}__{fs}.txt", text)
