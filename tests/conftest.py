@@ -66,10 +66,14 @@ FAULTS: list[tuple[str, int, int, int]] = []
 
 @pytest.fixture
 def fault_report() -> Callable[[str, int, int, int], None]:
-    """Record a fault scenario's figures: runs started, runs recorded, results lost."""
+    """Record a fault scenario's figures (runs started, runs recorded, results lost, each
+    counted from the store) and fail unless every started run was recorded and no result
+    was lost."""
 
     def record(scenario: str, started: int, recorded: int, lost: int) -> None:
         FAULTS.append((scenario, started, recorded, lost))
+        assert recorded == started, f"{scenario}: {started} runs started, {recorded} recorded"
+        assert lost == 0, f"{scenario}: {lost} results lost"
 
     return record
 

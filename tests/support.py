@@ -79,6 +79,23 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def require_tool(name: str) -> str:
+    """The path of a host tool (``cluster/host-packages.sh`` installs them).
+
+    Missing, it fails the test when ``CI`` is set (CI must run everything) and skips it
+    elsewhere, naming how to install it.
+    """
+    import shutil
+
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} is missing; install it with `bash cluster/host-packages.sh` as root"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def check_golden(path: Path, text: str) -> None:
     """Compare generated text with its golden file.
 

@@ -4,6 +4,7 @@ wheel), the real Parsl HighThroughputExecutor, a temporary SQLite MLflow store."
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -41,6 +42,8 @@ def test_run_py_records_a_finished_run(run_py: RunPy, store: Store, tmp_path: Pa
                 "total_s.std", "total_s.cv", "slowest_rank_s.mean", "peak_rss_mb.max"):
         assert key in m, key
     assert 0 < m["slowest_rank_s.median"] < m["total_s.median"]
+    if os.environ.get("CI"):      # CI installs strace (cluster/host-packages.sh): it must work
+        assert t["warmup.strace"] == "ok", t["warmup.strace"]
     if t["warmup.strace"] == "ok":
         assert m["warmup.syscalls.openat"] > 50
     else:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -23,6 +21,7 @@ from runners.report import page
 from runners.report.pdf import plot_names
 from runners.tracking.query import StoreReader
 from runners.tracking.tracker import Tracker
+from tests.support import require_tool
 
 T0 = int(pd.Timestamp("2025-03-01T02:00:00Z").value // 10**6)    # first run, in ms
 DAY = 86_400_000
@@ -84,7 +83,6 @@ def bench(*argv: str) -> int:
 class Report:
     uri: str
     out: Path
-    seconds: float
     stdout: str
 
 
@@ -97,12 +95,10 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     uri = make_store(tmp_path_factory.mktemp("store"))
     out = tmp_path_factory.mktemp("site") / "nightly"
     text = io.StringIO()
-    started = time.perf_counter()
     with contextlib.redirect_stdout(text):
         code = bench("--output", str(out), "--tracking-uri", uri, "--title", "Nightly results")
-    seconds = time.perf_counter() - started
     assert code == 0, text.getvalue()
-    return Report(uri, out, seconds, text.getvalue())
+    return Report(uri, out, text.getvalue())
 
 
 class Images(HTMLParser):
@@ -138,17 +134,6 @@ def parsed(out: Path) -> tuple[str, Images]:
     parser = Images()
     parser.feed(text)
     return text, parser
-
-
-def tool(name: str) -> str:
-    """The path of a host tool; without it, fail on CI (CI set) and skip elsewhere."""
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} is missing; install it with `bash cluster/host-packages.sh` as root"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -256,7 +241,7 @@ def test_series_table_pure() -> None:
 
 
 def test_pdf_first_page_renders(report: Report, tmp_path: Path) -> None:
-    pdftoppm = tool("pdftoppm")
+    pdftoppm = require_tool("pdftoppm")
     pdf = report.out / "summary.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-"
     subprocess.run([pdftoppm, "-png", "-r", "50", "-f", "1", "-l", "1", str(pdf),
@@ -284,7 +269,7 @@ addEventListener("load", () => {
 
 
 def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    exe = tool("chromium")
+    exe = require_tool("chromium")
     return subprocess.run([exe, "--headless=new", "--no-sandbox", "--disable-gpu",
                            "--disable-dev-shm-usage", "--no-first-run", *args],
                           capture_output=True, text=True, timeout=timeout)

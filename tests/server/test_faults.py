@@ -293,7 +293,8 @@ def test_a_killed_offline_driver_is_closed_killed_by_sync(store: Store, tmp_path
     assert run.info.status == "KILLED"
     assert run.data.tags["failure.kind"] == "driver_killed"
     points = len(store.client().get_metric_history(run.info.run_id, "m"))
-    fault_report("driver killed while offline, then bench sync", 1, 1, 3 - points)
+    fault_report("driver killed while offline, then bench sync", 1,
+                 len(store.runs("faults-spool-unit")), 3 - points)
 
 
 def test_a_journal_torn_by_a_killed_writer_is_repaired_and_synced(store: Store,
@@ -457,7 +458,7 @@ def test_a_stage_that_hangs_is_killed_and_the_run_fails_timeout(
     hung = [p for p in psutil.process_iter(["cmdline"])
             if str(counter) in " ".join(p.info["cmdline"] or [])]
     assert not hung, "the hung benchmark is still running"
-    fault_report("a stage hangs (timeout)", 1, 1, 1 - len(history))
+    fault_report("a stage hangs (timeout)", 1, len(store.runs("sleep")), 1 - len(history))
 
 
 def _sleepers(driver_pid: int) -> list[psutil.Process]:
@@ -489,7 +490,9 @@ def test_sigkill_of_a_single_run_driver_is_marked_killed_at_the_next_start(
     killed = next(r for r in runs if r.info.status == "KILLED")
     assert killed.data.tags["failure.kind"] == "driver_killed"
     wait_for(lambda: not _sleepers(driver.pid), "the orphaned benchmark to be stopped", 30)
-    fault_report("SIGKILL of a single-run driver", 2, len(runs), 0)
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    fault_report("SIGKILL of a single-run driver", 2, len(runs),
+                 sum("slept_s" not in r.data.metrics for r in finished))
 
 
 def test_a_killed_worker_is_retried_and_the_attempts_recorded(
@@ -514,7 +517,8 @@ def test_a_killed_worker_is_retried_and_the_attempts_recorded(
     (why,) = [v for k, v in run.data.tags.items() if k.startswith("parsl.attempts.")]
     assert why.startswith("2 attempts") and "WorkerLost" in why
     assert "slept_s" in run.data.metrics
-    fault_report("a Parsl worker killed mid-task (retried)", 1, 1, 0)
+    fault_report("a Parsl worker killed mid-task (retried)", 1, len(store.runs("sleep")),
+                 int("slept_s" not in run.data.metrics))
 
 
 def test_a_failing_benchmark_is_not_retried(store: Store, tmp_path: Path) -> None:
@@ -568,8 +572,9 @@ def test_a_hostile_package_name_executes_nothing(args: list[str], store: Store,
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not PWNED.exists()
     assert store.runs() == []
+    started = int(proc.returncode != 2)      # refused before a run was opened: none
     fault_report(f"hostile package name ({'sweep' if '-m' in args else 'single run'}): "
-                 "refused, nothing ran", 0, 0, 0)
+                 "refused, nothing ran", started, len(store.runs()), started - len(store.runs()))
 
 
 @pytest.mark.parametrize("value", ["0; touch /tmp/pwned", "$(touch /tmp/pwned)",
@@ -585,7 +590,8 @@ def test_hostile_command_parameters_reach_the_program_as_one_argument(
     assert run.info.status == "FAILED"
     assert "invalid float value" in run.data.tags["failure.message"]
     assert value in run.data.tags["failure.message"]
-    fault_report(f"hostile command value {value!r}: one argument", 1, 1, 0)
+    fault_report(f"hostile command value {value!r}: one argument", 1, len(store.runs("sleep")),
+                 int("failure.message" not in run.data.tags))
 
 
 def test_planted_secrets_are_never_logged_or_published(store: Store, tmp_path: Path,
@@ -619,7 +625,8 @@ def test_planted_secrets_are_never_logged_or_published(store: Store, tmp_path: P
         assert not any(secret in v for v in values), secret
         assert not any(secret.encode() in b for b in blobs), secret
         assert secret.encode() not in dump, secret
-    fault_report("planted secrets (env and config): redacted", 1, 1, 0)
+    fault_report("planted secrets (env and config): redacted", 1, len(store.runs("sleep")),
+                 int("slept_s" not in run.data.metrics))
 
 
 def test_a_huge_log_in_one_trial_only(store: Store, tmp_path: Path) -> None:
@@ -647,5 +654,5 @@ def test_a_huge_non_utf8_output_is_parsed_whole_and_its_log_capped(
     assert len(log) < 9 * 2**20
     assert b"\xff\xfe" in log and b"truncated by bench" in log
     assert log.rstrip().endswith(b'{"name": "last", "value": 2.5}')
-    fault_report("40 MiB of non-UTF-8 output", 1, 1, 2 - sum(
+    fault_report("40 MiB of non-UTF-8 output", 1, len(store.runs("sleep")), 2 - sum(
         k in run.data.metrics for k in ("middle", "last")))

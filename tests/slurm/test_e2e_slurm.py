@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,7 +64,6 @@ def test_mpi4py_import_runs_under_srun(run_py: RunPy, store: Store, tmp_path: Pa
 
 def test_walltime_exceeded_ends_failed_and_cancels_the_block(run_py: RunPy,
                                                               store: Store) -> None:
-    t0 = time.time()
     proc = run_py("machine=docker-slurm", "fs=scratch", "machine.walltime_min=1",
                   "bench.trials=1000", "bench.timeout_s=900", *store.overrides(), timeout=600)
     assert proc.returncode == 1, proc.stderr
@@ -76,19 +74,16 @@ def test_walltime_exceeded_ends_failed_and_cancels_the_block(run_py: RunPy,
     assert "exceeded its walltime" in tags["failure.message"]
     assert "TimeLimit" in tags["failure.message"] or "TIME LIMIT" in tags["failure.message"]
     done = store.client().get_metric_history(run.info.run_id, "total_s")
-    assert len(done) >= 1          # the trials that completed stay logged
+    assert 1 <= len(done) < 1000   # the trials that completed stay logged; the rest did not run
     assert squeue_ids() == []
-    assert time.time() - t0 < 300
 
 
 def test_slurm_down_is_a_clear_error_not_a_hang(run_py: RunPy, store: Store) -> None:
     subprocess.run(["bash", str(SLURM / "stop.sh")], check=True, timeout=120,
                    capture_output=True)
-    try:
-        t0 = time.time()
+    try:   # a hang would end in run_py's TimeoutExpired
         proc = run_py("machine=docker-slurm", "fs=scratch", "bench.trials=1",
                       *store.overrides(), timeout=300)
-        elapsed = time.time() - t0
     finally:
         subprocess.run(["bash", str(SLURM / "start.sh")], check=True, timeout=600,
                        capture_output=True)
@@ -97,7 +92,6 @@ def test_slurm_down_is_a_clear_error_not_a_hang(run_py: RunPy, store: Store) -> 
     assert "scheduler" in last and "FAILED" in last, proc.stderr
     run = store.runs()[0]
     assert run.info.status == "FAILED" and run.data.tags["failure.kind"] == "scheduler"
-    assert elapsed < 90, elapsed      # bounded by the provider's command timeout, not a hang
 
 
 def test_osu_command_and_parsl_perf_run_on_slurm(run_py: RunPy, store: Store) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -120,17 +119,14 @@ def test_detect_steps_pure_noise_and_constant() -> None:
     assert found <= 5  # measured: 2 of 100 (the judge then still has to find a change)
 
 
-def test_detect_steps_errors_and_speed() -> None:
+def test_detect_steps_errors_and_a_long_series() -> None:
     with pytest.raises(ValueError):
         detect_steps([1.0, float("nan"), 2.0])
     with pytest.raises(ValueError):
         detect_steps(np.ones((3, 3)))
-    y = series(11, n=2000, cv=0.05, step_at=1500, step=0.1)
-    t0 = time.perf_counter()
+    y = series(11, n=2000, cv=0.05, step_at=1500, step=0.1)   # speed: benchmarks/latencies.py
     steps = detect_steps(y)
-    elapsed = time.perf_counter() - t0
     assert [abs(s.index - 1500) <= 2 for s in steps] == [True]
-    assert elapsed < 5.0  # measured ~0.15-0.2 s for n = 2000
 
 
 # --- Mann-Whitney U vs scipy -------------------------------------------------------

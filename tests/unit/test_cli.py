@@ -28,8 +28,14 @@ def test_every_verb_has_help(verb: list[str]) -> None:
 
 
 def test_verbs_are_listed() -> None:
-    help_text = build_parser().format_help()
-    assert "ui" in help_text and "runs" in help_text
+    """Every verb is a sub-command and is named, as a word, in ``bench --help``."""
+    import re
+
+    expected = {"runs", "ui", "compare", "regress", "report", "analytics", "publish", "import",
+                "nightly", "schedule", "sync"}
+    assert {v for (v,) in _verbs()[1:]} == expected
+    words = set(re.findall(r"[a-z]+", build_parser().format_help()))
+    assert expected <= words
 
 
 def test_missing_store_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from runners.cli.schedule import add_parser, crontab_lines, crontab_text, parse_period
+from tests.support import require_tool
 
 PROJECT = Path("/opt/bench project")
 PYTHON = PROJECT / ".venv" / "bin" / "python"
@@ -146,8 +146,7 @@ def test_percent_is_escaped_for_cron() -> None:
 
 def test_command_really_runs_under_a_shell(tmp_path: Path) -> None:
     """The command part, run by sh as cron would, passes each override as one argv item."""
-    if shutil.which("flock") is None:
-        pytest.skip("flock is not installed")
+    require_tool("flock")
     project = tmp_path / "proj ect"
     project.mkdir()
     (project / "run.py").write_text("")

@@ -110,11 +110,16 @@ def test_import_code_imports_without_initialising_mpi() -> None:
 
 
 def test_run_measured_records_time_memory_and_cpu(tmp_path: Path) -> None:
-    code = ("import time; b = bytearray(60 * 2**20); t = time.time()\n"
-            "while time.time() - t < 0.4: pass")
+    """The measured wall time holds the program's own busy loop and lies within the time
+    the call took; memory and CPU are the program's."""
+    code = ("import time; b = bytearray(60 * 2**20); t = time.perf_counter()\n"
+            "while time.perf_counter() - t < 0.4: pass\n"
+            "print(time.perf_counter() - t)")
+    t0 = time.perf_counter()
     m = run_measured([sys.executable, "-c", code], tmp_path / "o", tmp_path / "e", 30)
+    outer = time.perf_counter() - t0
     assert m.returncode == 0 and not m.timed_out
-    assert 0.35 < m.wall_s < 10
+    assert float((tmp_path / "o").read_text()) <= m.wall_s <= outer
     assert m.peak_rss_mb > 50
     assert m.cpu_user_s + m.cpu_system_s > 0.2
     assert m.host_before["cores_logical"] >= 1 and "load1" in m.host_after
@@ -124,9 +129,8 @@ def test_run_measured_kills_the_whole_tree_on_timeout(tmp_path: Path) -> None:
     code = ("import subprocess, sys, time\n"
             "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
             "print(p.pid, flush=True)\ntime.sleep(60)")
-    t0 = time.perf_counter()
     m = run_measured([sys.executable, "-c", code], tmp_path / "o", tmp_path / "e", 1.0)
-    assert m.timed_out and time.perf_counter() - t0 < 10
+    assert m.timed_out and m.returncode < 0      # killed by a signal, not run to its end
     grandchild = int((tmp_path / "o").read_text().split()[0])
     time.sleep(0.2)
     assert not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == "zombie"
