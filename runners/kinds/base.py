@@ -195,9 +195,14 @@ class Kind:
         """The dry run's lines for the stages before the trials."""
         lines = []
         if self.bench.env:
+            import yaml
+
+            spec = yaml.safe_load(self.env_spec().read_text()) or {}
+            sources = ", ".join(map(str, spec.get("sources") or []))
+            unpack = f"; unpack the sdists of {sources} in <env>/src/" if sources else ""
             lines.append(f"env     build {self.env_spec()} into {self.cfg.machine.env_root}/"
-                         "<name>-<hash> (python -m venv --copies; pip install <packages>), "
-                         "reused when cached")
+                         f"<name>-<hash> (python -m venv --copies; pip install <packages>"
+                         f"{unpack}), reused when cached")
         if self.staged:
             fs_root = self.cfg.machine.filesystems[self.cfg.fs.name].path
             lines.append(f"stage   rsync -a --delete --exclude '*.pyc' <env>/ {fs_root}/"

@@ -41,7 +41,9 @@ def build_env(spec_path: str, env_root: str, log_dir: str,
     """Build (or reuse) a relocatable virtual environment from a spec in ``envs/``.
 
     The environment lives at ``<env_root>/<name>-<hash>``; it is rebuilt only when the
-    spec's content hash changes.  Interpreter files are copied, not symlinked.
+    spec's content hash changes.  Interpreter files are copied, not symlinked.  A spec's
+    ``sources`` (package names) get the source distribution of the version installed,
+    unpacked under ``<env>/src/<name>/`` (e.g. mpi4py's ``demo/`` programs).
     """
     t0 = time.perf_counter()
     spec, text = load_spec(spec_path)
@@ -62,6 +64,8 @@ def build_env(spec_path: str, env_root: str, log_dir: str,
                 m = run_measured(argv, out, err, timeout_s, snapshot=False)
                 check_exit(m, "env", " ".join(argv[:4]))
                 out, err = log_paths(log_dir, "env.pip")
+            for name in spec.get("sources") or []:
+                unpack_source(env_dir, str(name), log_dir, timeout_s)
             freeze = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "freeze"],
                                     capture_output=True, text=True, check=True)
             (env_dir / FREEZE).write_text(freeze.stdout)
@@ -70,6 +74,35 @@ def build_env(spec_path: str, env_root: str, log_dir: str,
     return StageResult("env", time.perf_counter() - t0, {"env.cached": float(cached)},
                        {"env.hash": digest}, logs + [str(env_dir / FREEZE)],
                        {"env_dir": str(env_dir), "hash": digest})
+
+
+def unpack_source(env_dir: Path, name: str, log_dir: str, timeout_s: float) -> Path:
+    """Download the sdist of the installed version of ``name`` and unpack it into
+    ``<env>/src/<name>/`` (the archive's top folder dropped)."""
+    import tarfile
+
+    python = str(env_dir / "bin" / "python")
+    version = subprocess.run([python, "-c", "import importlib.metadata as m, sys; "
+                              "print(m.version(sys.argv[1]))", name], capture_output=True,
+                             text=True, timeout=120)
+    if version.returncode != 0:
+        raise StageError("env", "error", f"source {name!r}: it is not installed in the "
+                         "environment; add it to the spec's packages")
+    sdists = env_dir / "src" / ".sdist"
+    out, err = log_paths(log_dir, f"env.source.{name}")
+    argv = [python, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
+            "--no-binary", ":all:", "--no-deps", "-d", str(sdists),
+            f"{name}=={version.stdout.strip()}"]
+    check_exit(run_measured(argv, out, err, timeout_s, snapshot=False), "env",
+               f"pip download {name}")
+    (archive,) = sdists.glob("*.tar.gz")
+    dest = env_dir / "src" / name
+    with tarfile.open(archive) as tar:
+        tar.extractall(sdists / "unpacked", filter="data")
+    (top,) = (sdists / "unpacked").iterdir()
+    top.rename(dest)
+    shutil.rmtree(sdists)
+    return dest
 
 
 def fix_activate(env_dir: Path) -> None:
