@@ -96,6 +96,19 @@ def require_tool(name: str) -> str:
     pytest.skip(message)
 
 
+def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium (Debian's) with a fresh profile and no background networking."""
+    import tempfile
+
+    exe = require_tool("chromium")
+    with tempfile.TemporaryDirectory(prefix="bench-chromium-") as profile:
+        return subprocess.run([exe, "--headless=new", "--no-sandbox", "--disable-gpu",
+                               "--disable-dev-shm-usage", "--no-first-run", "--disable-quic",
+                               "--disable-background-networking", "--disable-component-update",
+                               "--disable-sync", f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+
 def check_golden(path: Path, text: str) -> None:
     """Compare generated text with its golden file.
 

@@ -8,7 +8,7 @@ import shlex
 
 from runners.cli.options import DEFAULT_ARTIFACTS, add_store, fail, open_store
 from runners.errors import InputError
-from runners.tracking.server import UI_ENV, UI_VIEW, ui_argv
+from runners.tracking.server import UI_ENV, ui_argv, ui_url
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -23,7 +23,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     except InputError as exc:
         return fail(str(exc))
     cmd = ui_argv(args.tracking_uri, args.artifact_root, args.host, args.port)
-    print(f"MLflow UI on http://{args.host}:{args.port}/{UI_VIEW}  ({shlex.join(cmd)})",
+    print(f"MLflow UI on {ui_url(args.host, args.port, 'experiments')}  ({shlex.join(cmd)})",
           flush=True)
     if args.print_only:
         return 0

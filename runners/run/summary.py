@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from runners.tracking.server import UI_VIEW
+from runners.tracking.server import ui_url
 from runners.tracking.tracker import Tracker
 
 
@@ -63,4 +63,4 @@ def print_summary(cfg: DictConfig, summary: dict[str, Any], tracker: Tracker, ru
         return
     print("\nOpen the MLflow UI on this store with:")
     print(f"  {tracker.ui_command()}")
-    print(f"  then http://127.0.0.1:5000/{UI_VIEW}#/experiments/{experiment_id}/runs/{run_id}")
+    print(f"  then {ui_url('127.0.0.1', 5000, f'experiments/{experiment_id}/runs/{run_id}')}")

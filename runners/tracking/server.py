@@ -13,9 +13,16 @@ SPOOL_RETRY_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
 #: The environment of ``mlflow ui`` for a benchmark store: no job-execution workers (MLflow
 #: 3 starts 7 ``huey`` consumers for GenAI jobs, which a benchmark store never submits).
 UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-#: Opens the MLflow UI in its model-training view (runs, charts, comparison): MLflow 3.17's
-#: UI follows this query parameter rather than the experiment's ``mlflow.experimentKind``.
+#: Opens the MLflow UI in its model-training view (runs, charts, comparison), appended to a
+#: page's route (``#/experiments/1/runs/<id>?workflowType=machine_learning``): MLflow 3.17's
+#: UI follows this query parameter, not the experiment's ``mlflow.experimentKind`` tag.
 UI_VIEW = "?workflowType=machine_learning"
+
+
+def ui_url(host: str, port: int, route: str) -> str:
+    """The URL of a page of the MLflow UI (``route`` like ``experiments/1``), opened in
+    its model-training view."""
+    return f"http://{host}:{port}/#/{route}{UI_VIEW}"
 
 
 def unreachable(exc: BaseException) -> bool:

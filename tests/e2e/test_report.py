@@ -21,7 +21,7 @@ from runners.report import page
 from runners.report.pdf import plot_names
 from runners.tracking.query import StoreReader
 from runners.tracking.tracker import Tracker
-from tests.support import require_tool
+from tests.support import chromium, require_tool
 
 T0 = int(pd.Timestamp("2025-03-01T02:00:00Z").value // 10**6)    # first run, in ms
 DAY = 86_400_000
@@ -266,13 +266,6 @@ addEventListener("load", () => {
   document.documentElement.setAttribute("data-images", ok.length + "/" + all.length);
 });
 </script>"""
-
-
-def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    exe = require_tool("chromium")
-    return subprocess.run([exe, "--headless=new", "--no-sandbox", "--disable-gpu",
-                           "--disable-dev-shm-usage", "--no-first-run", *args],
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_browser_screenshot(report: Report, tmp_path: Path) -> None:

@@ -24,14 +24,14 @@ def test_mpi4py_osu_demos_give_per_size_curves(run_py: RunPy, store: Store) -> N
     assert proc.returncode == 0, proc.stderr
     (run,) = store.runs("osu_demo")
     assert run.info.status == "FINISHED"
-    assert steps(store, run.info.run_id, "latency") == SIZES
-    assert steps(store, run.info.run_id, "bw") == SIZES[1:]
+    assert steps(store, run.info.run_id, "osu_latency") == SIZES      # named as bench=osu's
+    assert steps(store, run.info.run_id, "osu_bw") == SIZES[1:]
     tags = run.data.tags
-    assert tags["fom"] == "latency,bw"
-    assert (tags["unit.latency"], tags["direction.latency"]) == ("us", "lower")
-    assert (tags["unit.bw"], tags["direction.bw"]) == ("MB/s", "higher")
+    assert tags["fom"] == "osu_latency,osu_bw"
+    assert (tags["unit.osu_latency"], tags["direction.osu_latency"]) == ("us", "lower")
+    assert (tags["unit.osu_bw"], tags["direction.osu_bw"]) == ("MB/s", "higher")
     arts = store.artifact_paths(run.info.run_id)
-    for path in ("plots/latency.png", "plots/bw.png", "plots/summary.pdf",
+    for path in ("plots/osu_latency.png", "plots/osu_bw.png", "plots/summary.pdf",
                  "logs/bench/trial-0.latency.stdout.log", "logs/bench/trial-0.bw.stdout.log",
                  "results/results.csv"):
         assert path in arts, (path, arts)
