@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from parsl_configs.retry import apply
 from parsl_configs.scheduler import scheduler
+from runners.config.schema import MachineConfig
 
 if TYPE_CHECKING:
     from parsl.config import Config
 
 
-def build(machine: Any, run_dir: str, fs_name: str | None = None) -> Config:
+def build(machine: MachineConfig, run_dir: str, fs_name: str | None = None) -> Config:
     """Build the Parsl config for a machine.
 
     Parameters

@@ -8,13 +8,12 @@ launcher (``srun``, ``mpiexec``, ``aprun``), the pattern Parsl recommends for MP
 
 from __future__ import annotations
 
-from typing import Any
-
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.providers.base import ExecutionProvider
 
 from parsl_configs.python_path import ensure_python_on_path
+from runners.config.schema import MachineConfig
 
 
 def walltime(minutes: int) -> str:
@@ -22,7 +21,7 @@ def walltime(minutes: int) -> str:
     return f"{int(minutes) // 60:02d}:{int(minutes) % 60:02d}:00"
 
 
-def directives(machine: Any, fs_name: str | None, prefix: str) -> str:
+def directives(machine: MachineConfig, fs_name: str | None, prefix: str) -> str:
     """The machine's scheduler options plus the chosen filesystem's job directives.
 
     Parameters
@@ -40,7 +39,7 @@ def directives(machine: Any, fs_name: str | None, prefix: str) -> str:
     return "\n".join(ln if ln.startswith("#") else f"{prefix} {ln}" for ln in lines)
 
 
-def batch_config(machine: Any, run_dir: str, provider: ExecutionProvider) -> Config:
+def batch_config(machine: MachineConfig, run_dir: str, provider: ExecutionProvider) -> Config:
     """The Parsl config of a batch machine: one HTEX on ``provider``.
 
     Parameters

@@ -4,7 +4,8 @@ the form ``parsl-perf --config FILE`` and other Parsl tools load."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+from runners.config.schema import MachineConfig
 
 TEMPLATE = '''"""Parsl config for machine={name}, written by parsl_configs/module.py.
 
@@ -24,7 +25,7 @@ def fresh_config():
 '''
 
 
-def write_config_module(machine: Any, fs_name: str | None, out_dir: Path) -> Path:
+def write_config_module(machine: MachineConfig, fs_name: str | None, out_dir: Path) -> Path:
     """Write ``<out_dir>/parsl_config_<machine>.py`` and return its path.
 
     Parameters

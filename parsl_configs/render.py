@@ -17,11 +17,12 @@ from unittest import mock
 
 from parsl_configs import build
 from parsl_configs.scheduler import Submission, scheduler
+from runners.config.schema import MachineConfig
 
 JOB_NAME = "bench.block-0"
 
 
-def render(machine: Any, fs_name: str | None = None) -> Submission:
+def render(machine: MachineConfig, fs_name: str | None = None) -> Submission:
     """Render the submission of one block for ``machine``.
 
     Parameters

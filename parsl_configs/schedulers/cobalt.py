@@ -28,6 +28,7 @@ from parsl.providers.errors import SubmitException
 from parsl.utils import RepresentationMixin, wtime_to_minutes
 
 from parsl_configs.scheduler import Reply, Scheduler
+from runners.config.schema import MachineConfig
 
 if TYPE_CHECKING:
     from parsl.config import Config
@@ -275,7 +276,7 @@ class CobaltProvider(ClusterProvider, RepresentationMixin):
         return 60
 
 
-def config(machine: Any, run_dir: str, fs_name: str | None = None) -> Config:
+def config(machine: MachineConfig, run_dir: str, fs_name: str | None = None) -> Config:
     """One HTEX on a :class:`CobaltProvider` made from the machine's generic fields."""
     from parsl.launchers import SimpleLauncher
 

@@ -30,6 +30,7 @@ from parsl.executors import HighThroughputExecutor
 
 from parsl_configs.python_path import ensure_python_on_path
 from parsl_configs.scheduler import Scheduler, Submission
+from runners.config.schema import MachineConfig
 
 if TYPE_CHECKING:
     from parsl.providers import KubernetesProvider
@@ -41,7 +42,7 @@ KIND_IMAGE = "parsl-worker:bench"
 _OFFLINE_LOCK = threading.Lock()
 
 
-def _require_kubernetes(machine: Any) -> None:
+def _require_kubernetes(machine: MachineConfig) -> None:
     """Raise a clear RuntimeError when the optional ``kubernetes`` package is missing."""
     try:
         import kubernetes  # noqa: F401
@@ -50,7 +51,7 @@ def _require_kubernetes(machine: Any) -> None:
                            "pip install '.[kubernetes]'") from None
 
 
-def _extra(machine: Any) -> dict[str, Any]:
+def _extra(machine: MachineConfig) -> dict[str, Any]:
     """``machine.extra`` as a plain dict (from a dataclass, DictConfig or namespace)."""
     extra = getattr(machine, "extra", None) or {}
     if OmegaConf.is_config(extra):
@@ -62,7 +63,7 @@ def _opt_str(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def make_provider(machine: Any) -> KubernetesProvider:
+def make_provider(machine: MachineConfig) -> KubernetesProvider:
     """Build the KubernetesProvider for a machine (loads the kubeconfig, as Parsl does).
 
     Parameters
@@ -117,7 +118,7 @@ def make_provider(machine: Any) -> KubernetesProvider:
     )
 
 
-def config_for(machine: Any, run_dir: str = "runinfo") -> Config:
+def config_for(machine: MachineConfig, run_dir: str = "runinfo") -> Config:
     """Build the Kubernetes Parsl config: one HTEX whose blocks are pods.
 
     Parameters
@@ -189,7 +190,7 @@ class _RecordingCoreV1Api:
         return SimpleNamespace(status=None)
 
 
-def pod_spec(machine: Any, command: str, job_name: str = "parsl.kube") -> dict[str, Any]:
+def pod_spec(machine: MachineConfig, command: str, job_name: str = "parsl.kube") -> dict[str, Any]:
     """The pod manifest Parsl's KubernetesProvider creates for ``submit(command, 1, job_name)``.
 
     Parameters
@@ -234,7 +235,7 @@ _Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
     "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
 
 
-def render_submission(machine: Any, command: str, job_name: str = "parsl.kube") -> str:
+def render_submission(machine: MachineConfig, command: str, job_name: str = "parsl.kube") -> str:
     """YAML of :func:`pod_spec` (what ``dry_run=true`` prints for a Kubernetes machine)."""
     spec = pod_spec(machine, command, job_name)
     return (f"# Pod KubernetesProvider.submit() would create for machine={machine.name}; "
@@ -253,12 +254,12 @@ def fresh_config() -> Config:
     extra = {"image": os.environ.get("BENCH_KIND_IMAGE", KIND_IMAGE), "namespace": "parsl",
              "address": os.environ.get("BENCH_KIND_ADDRESS"), "pod_name": "parsl-perf",
              "init_blocks": 1, "min_blocks": 0, "max_blocks": 2}
-    return config_for(SimpleNamespace(name="kind", nodes=2, cores_per_node=1, mem_gb=1.0,
-                                      max_workers=1, worker_init="", strategy_period=0.5,
-                                      extra=extra))
+    return config_for(MachineConfig(name="kind", env_root="", nodes=2, cores_per_node=1,
+                                    mem_gb=1.0, max_workers=1, worker_init="",
+                                    strategy_period=0.5, extra=extra))
 
 
-def render(machine: Any, fs_name: str | None = None) -> Submission:
+def render(machine: MachineConfig, fs_name: str | None = None) -> Submission:
     """A dry run's submission: the pod spec of one block (its job id shown as ``<job-id>``)."""
     text = render_submission(machine, "<worker command>", "bench.block-0")
     m = re.search(r"parsl-job-id: '?([0-9a-f]+)'?", text)

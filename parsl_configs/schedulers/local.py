@@ -4,17 +4,17 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from parsl_configs.python_path import ensure_python_on_path
 from parsl_configs.scheduler import Scheduler, Submission
+from runners.config.schema import MachineConfig
 
 if TYPE_CHECKING:
     from parsl.config import Config
 
 
-def config(machine: Any, run_dir: str = "runinfo", fs_name: str | None = None) -> Config:
+def config(machine: MachineConfig, run_dir: str = "runinfo", fs_name: str | None = None) -> Config:
     """Build the local Parsl config.
 
     Parameters
@@ -61,7 +61,7 @@ def config(machine: Any, run_dir: str = "runinfo", fs_name: str | None = None) -
     )
 
 
-def render(machine: Any, fs_name: str | None = None) -> Submission:
+def render(machine: MachineConfig, fs_name: str | None = None) -> Submission:
     """A dry run's submission: none, the workers are local processes."""
     return Submission("# machine=local: workers run as local processes "
                       "(Parsl LocalProvider); no batch script")
@@ -69,8 +69,8 @@ def render(machine: Any, fs_name: str | None = None) -> Submission:
 
 def fresh_config() -> Config:
     """A fresh local config with this project's defaults (Parsl's site-config convention)."""
-    return config(SimpleNamespace(name="local", max_workers=2, worker_init="",
-                                  strategy_period=0.5))
+    return config(MachineConfig(name="local", env_root="", max_workers=2,
+                                strategy_period=0.5))
 
 
 SCHEDULER = Scheduler(name="local", config=config, render=render)

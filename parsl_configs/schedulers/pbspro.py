@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from parsl_configs.scheduler import Reply, Scheduler
+from runners.config.schema import MachineConfig
 
 if TYPE_CHECKING:
     from parsl.config import Config
 
 
-def config(machine: Any, run_dir: str, fs_name: str | None = None) -> Config:
+def config(machine: MachineConfig, run_dir: str, fs_name: str | None = None) -> Config:
     """One HTEX on a PBSProProvider made from the machine's generic fields."""
     from parsl.launchers import SimpleLauncher
     from parsl.providers import PBSProProvider

@@ -10,12 +10,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from parsl_configs.scheduler import Reply, Scheduler
+from runners.config.schema import MachineConfig
 
 if TYPE_CHECKING:
     from parsl.config import Config
 
 
-def config(machine: Any, run_dir: str, fs_name: str | None = None) -> Config:
+def config(machine: MachineConfig, run_dir: str, fs_name: str | None = None) -> Config:
     """One HTEX on a SlurmProvider made from the machine's generic fields."""
     from parsl.launchers import SimpleLauncher
     from parsl.providers import SlurmProvider

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from omegaconf import DictConfig
+
 from runners.config.register import CONF_DIR, register_configs
 from runners.errors import ConfigError, RunFailed, UsageExit, fold_hydra_error
 
@@ -50,7 +52,7 @@ def hydra_main(task: Callable[[Any], Any]) -> Callable[[], Any]:
     """
     started = False
 
-    def wrapped(cfg: Any) -> Any:
+    def wrapped(cfg: DictConfig) -> Any:
         nonlocal started
         if not started:
             started = True

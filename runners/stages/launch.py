@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from runners.config.schema import MachineConfig
 
 #: The MPI launchers a machine can name (``none``: no MPI, e.g. Kubernetes pods).
 LAUNCHERS = ("mpiexec", "srun", "aprun", "none")
 
 
-def launch_prefix(machine: Any, ranks: int, env_dir: str) -> list[str]:
+def launch_prefix(machine: MachineConfig, ranks: int, env_dir: str) -> list[str]:
     """The argv prefix that starts ``ranks`` MPI ranks on ``machine``.
 
     Parameters

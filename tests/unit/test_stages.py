@@ -7,11 +7,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import psutil
 import pytest
 
+from runners.config.schema import MachineConfig
 from runners.stages.base import MARKER, StageError, StageResult
 from runners.stages.env import fix_activate, spec_hash, stage_env
 from runners.stages.launch import launch_prefix
@@ -174,8 +174,8 @@ def test_parse_output_skips_prose_and_requires_results() -> None:
 
 
 def test_launch_prefix_per_launcher() -> None:
-    m = SimpleNamespace(launcher="mpiexec", launcher_args=[], nodes=1, ranks_per_node=4,
-                        mpiexec="{env}/bin/mpiexec")
+    m = MachineConfig(name="m", env_root="", launcher="mpiexec", nodes=1, ranks_per_node=4,
+                      mpiexec="{env}/bin/mpiexec")
     assert launch_prefix(m, 2, "/e") == ["/e/bin/mpiexec", "-n", "2"]
     m.launcher, m.nodes = "srun", 4
     assert launch_prefix(m, 6, "/e") == ["srun", "--mpi=pmi2", "-N", "2", "-n", "6"]
