@@ -3,7 +3,7 @@ choices, and each further job is a copy of that template with its value override
 
 Hydra's ``load_sweep_config`` re-reads and re-merges every YAML file for every job
 (~75 ms here); a copy plus a few ``OmegaConf`` updates takes a few milliseconds.  The
-result is the same config (tests/test_sweep_parts.py compares the two), including
+result is the same config (tests/unit/test_sweep_parts.py compares the two), including
 ``hydra.overrides.task`` and ``hydra.job.override_dirname``.
 """
 
