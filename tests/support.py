@@ -109,6 +109,16 @@ def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
                               capture_output=True, text=True, timeout=timeout)
 
 
+def one_error(capsys: pytest.CaptureFixture[str]) -> str:
+    """The single stderr line of a bad-input call (nothing on stdout)."""
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
 def check_golden(path: Path, text: str) -> None:
     """Compare generated text with its golden file.
 

@@ -1,4 +1,4 @@
-"""Regression verdicts per series over the runs table (Tracker.runs_table), on top of
+"""Regression verdicts per series over the runs table (StoreReader.runs_table), on top of
 :func:`runners.analysis.regress.judge_frame`.
 
 A series is one metric of one (experiment, machine, fs, ``config.hash``) over runs ordered

@@ -65,7 +65,7 @@ def series_table(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     Parameters
     ----------
     frame : pandas.DataFrame
-        A runs table of :meth:`runners.tracking.Tracker.runs_table`.
+        A runs table of :meth:`runners.tracking.query.StoreReader.runs_table`.
     metrics : sequence of str
         Metric names (without ``metric.``), each a column of the frame.
 

@@ -21,7 +21,7 @@ from runners.report import page
 from runners.report.pdf import plot_names
 from runners.tracking.query import StoreReader
 from runners.tracking.tracker import Tracker
-from tests.support import chromium, require_tool
+from tests.support import chromium, one_error, require_tool
 
 T0 = int(pd.Timestamp("2025-03-01T02:00:00Z").value // 10**6)    # first run, in ms
 DAY = 86_400_000
@@ -141,16 +141,6 @@ def png_size(path: Path) -> tuple[int, int]:
 
     with Image.open(path) as img:
         return img.size
-
-
-def one_error(capsys: pytest.CaptureFixture[str]) -> str:
-    """The single stderr line of a bad-input call (nothing on stdout)."""
-    out, err = capsys.readouterr()
-    assert out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 # ------------------------------------------------------------------------- the page

@@ -17,6 +17,7 @@ from runners.cli.compare import add_parser as add_compare
 from runners.cli.regress import add_parser as add_regress
 from runners.tracking.query import StoreReader
 from runners.tracking.tracker import Tracker
+from tests.support import one_error
 
 MACHINES = {"local": 1.0, "docker-slurm": 2.0}
 FILESYSTEMS = {"tmpfs": 0.0, "scratch": 0.5}
@@ -101,16 +102,6 @@ def csv_of(text: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(text))
 
 
-def one_error(capsys: pytest.CaptureFixture[str]) -> str:
-    """The single stderr line of a bad-input call (nothing on stdout)."""
-    out, err = capsys.readouterr()
-    assert out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    return lines[0]
-
-
 # ------------------------------------------------------------------------- runs_table
 
 
@@ -143,18 +134,14 @@ def test_runs_table_filters(grid: str) -> None:
 
 @pytest.fixture(scope="module")
 def paged(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A real SQLite store of 2,500 runs, every 100th a sweep parent, newest first by index."""
-    from mlflow.entities import Metric, Param, RunTag
-
+    """A real SQLite store of 2,500 RUNNING runs (one create_run each), every 100th a sweep
+    parent, newest first by index."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('paged')}/mlflow.db"
     client = Tracker(uri).online.client
     exp = client.create_experiment("e")
     for i in range(2500):
         tags = {"sweep.id": "s"} if i % 100 == 0 else {"machine": "m"}
-        run = client.create_run(exp, start_time=10**12 - i, tags=tags)
-        client.log_batch(run.info.run_id, metrics=[Metric("x", float(i), 0, 0)],
-                         params=[Param("p", str(i))], tags=[RunTag("i", str(i))])
-        client.set_terminated(run.info.run_id, "FINISHED" if i != 2499 else "FAILED")
+        client.create_run(exp, start_time=10**12 - i, tags={**tags, "i": str(i)})
     return uri
 
 
@@ -169,15 +156,15 @@ def test_runs_table_reads_every_page(paged: str, monkeypatch: pytest.MonkeyPatch
         return real(*args, **kwargs)
 
     monkeypatch.setattr(reader.client, "search_runs", spy)
-    frame = reader.runs_table(None, status="FINISHED", since_ms=5, bulk=False)
-    assert len(frame) == 2500 - 25 - 1
+    frame = reader.runs_table(None, status="RUNNING", since_ms=5, bulk=False)
+    assert len(frame) == 2500 - 25
     assert [c["max_results"] for c in calls] == [1000, 1000, 1000]
-    assert calls[0]["filter_string"] == ("attributes.status = 'FINISHED' and "
+    assert calls[0]["filter_string"] == ("attributes.status = 'RUNNING' and "
                                          "attributes.start_time >= 5")
-    assert frame["tag.i"].iloc[-1] == "1" and frame["end_time"].notna().all()
+    assert frame["tag.i"].iloc[-1] == "1" and frame["end_time"].isna().all()
     assert len(reader.runs_table(None, max_runs=1500, bulk=False)) == 1500
     assert len(calls) == 5
-    bulk = reader.runs_table(None, status="FINISHED", since_ms=5)
+    bulk = reader.runs_table(None, status="RUNNING", since_ms=5)
     assert sorted(bulk["run_id"]) == sorted(frame["run_id"])
 
 
