@@ -56,7 +56,7 @@ def render(machine: MachineConfig, fs_name: str | None = None) -> Submission:
         command = str(getattr(executor, "launch_cmd", "") or "process_worker_pool.py ...")
         with mock.patch.object(provider, "execute_wait", recorded):
             provider.submit(command, 1, JOB_NAME)
-        scripts = sorted(p for p in Path(tmp).iterdir() if p.is_file()
+        scripts = sorted(p for p in Path(tmp).iterdir() if p.is_file() and JOB_NAME in p.name
                          and not p.name.endswith((".stdout", ".stderr")))
         text = scripts[0].read_text()
         return Submission(_tidy(text, tmp), [_tidy(c, tmp) for c in commands])

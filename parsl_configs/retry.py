@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from runners.errors import one_line
+
 #: Exceptions (by class name) that mean the worker, not the task, failed.
 LOST = ("WorkerLost", "ManagerLost")
 #: The cost of any other failure: more than any retry budget.
@@ -22,7 +24,7 @@ def lost_worker_only(exception: BaseException, task_record: Any) -> float:
     Why each try failed is kept in the task record under ``bench_fail_history`` (Parsl
     clears its own ``fail_history`` when it retries).
     """
-    why = " ".join(f"{type(exception).__name__}: {exception}".split())[:200]
+    why = one_line(exception, 200)
     task_record.setdefault("bench_fail_history", []).append(why)
     return 1.0 if type(exception).__name__ in LOST else NO_RETRY
 

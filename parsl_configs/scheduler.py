@@ -94,6 +94,13 @@ def names() -> list[str]:
     return sorted({*_builtin(), *_plugins()})
 
 
+def job_id_vars(name: str) -> tuple[str, ...]:
+    """Where a batch job's id may be on a node: scheduler ``name``'s variable first, then
+    every other scheduler's (a ``machine=local`` run inside an allocation records it too)."""
+    found = [scheduler(name).job_id_var, *(scheduler(n).job_id_var for n in names())]
+    return tuple(v for v in dict.fromkeys(found) if v)
+
+
 @cache
 def scheduler(name: str) -> Scheduler:
     """The record of scheduler ``name`` (its module is imported only now).

@@ -36,6 +36,11 @@ class UsageExit(SystemExit):
         super().__init__(2)
 
 
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` of an exception on one line, cut to ``limit`` characters."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:limit]
+
+
 def fold_hydra_error(text: str) -> str:
     """Fold Hydra's multi-line error text into one line.
 

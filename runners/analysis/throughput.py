@@ -1,7 +1,7 @@
 """Throughput and utilization from task state transitions (pure functions over frames).
 
-The input is the ``events.csv`` of one or more runs (runners/events.py): one row per
-transition with ``task``, ``state`` and ``time`` (Unix seconds); several runs may be
+The input is the ``events.csv`` of one or more runs (:mod:`runners.run.task_events`): one
+row per transition with ``task``, ``state`` and ``time`` (Unix seconds); several runs may be
 concatenated with a ``run_id`` column.  As Balsam's ``throughput_report`` and
 ``utilization_report``: throughput is the number of tasks completed over time,
 utilization the number of tasks running at once.

@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from runners.analysis.merits import declared, merit_metrics
+from runners.analysis.merits import declared, has_values, merit_metrics
 from runners.analysis.table import (
     AGGS,
     FORMATS,
+    available_metrics,
     label,
+    listing,
     parse_list,
     pivot,
     render,
@@ -34,15 +36,15 @@ SEPARATE_BENCHES = frozenset({"experiment", "tag.bench", "param.bench.name"})
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare one metric across runs: a table of its median (or --agg) by tags and params.
 
-    The metric is --metric, else the headline figure of merit of the runs' benchmark
-    (total_s.median for runs that record none). Rows are the --by keys (default
-    machine,fs,bench.ranks), optionally pivoted into --columns; each cell aggregates the
-    runs that match --experiment, --status (default FINISHED), --since and every --where
-    KEY=VALUE (repeat a key for any of several values). A key is a tag first, then a
-    param (machine -> tag machine, bench.ranks -> param bench.ranks); experiment and
-    status work too. When the runs span several
-    experiments and neither experiment nor bench is a key, experiment is added as the
-    first row key. Sweep parent runs are left out.
+    The metric is --metric, else each benchmark's headline figure of merit (total_s.median
+    for runs that record none); when the benchmarks' headlines differ, the table has a
+    metric column. Rows are the --by keys (default machine,fs,bench.ranks), optionally
+    pivoted into --columns; each cell aggregates the runs that match --experiment,
+    --status (default FINISHED), --since and every --where KEY=VALUE (repeat a key for any
+    of several values). A key is a tag first, then a param (machine -> tag machine,
+    bench.ranks -> param bench.ranks); experiment and status work too. When the runs span
+    several experiments and neither experiment nor bench is a key, experiment is added as
+    the first row key. Sweep parent runs are left out.
     """
     try:
         agg = choice("--agg", args.agg, AGGS)
@@ -53,37 +55,68 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise InputError(f"--by {args.by!r} names no column; e.g. --by {DEFAULT_BY}")
         col_names = parse_list(args.columns or "")
         _, frame, text = load_runs(args, None if status == "any" else status)
-        metric = resolve_metric(frame, args.metric or headline(frame))
+        heads = {} if args.metric else headlines(frame)
+        if not args.metric and not heads:
+            raise InputError(f"the matching runs have no figure of merit and no "
+                             f"{FALLBACK_METRIC}; give --metric, one of "
+                             f"{listing(available_metrics(frame), 8)}")
+        metric = resolve_metric(frame, args.metric) if args.metric else ""
         by = [resolve_column(frame, n, "--by") for n in by_names]
         columns = [resolve_column(frame, n, "--columns") for n in col_names]
     except InputError as exc:
         return fail(str(exc))
-    experiments = frame.loc[frame[metric].notna(), "experiment"].nunique()
-    if experiments > 1 and not {*by, *columns} & SEPARATE_BENCHES:
-        by = ["experiment", *by]       # never mix the values of different benchmarks
-    table = pivot(frame, metric, by, columns or None, agg)
+    if len(set(heads.values())) > 1:       # benchmarks with different headline metrics
+        table = by_headline(frame, heads, by, columns, agg)
+        runs = sum(int(frame.loc[frame["experiment"] == e, m].notna().sum())
+                   for e, m in heads.items())
+        what = f"{agg} of each benchmark's headline figure of merit"
+    else:
+        metric = metric or next(iter(heads.values()))
+        experiments = frame.loc[frame[metric].notna(), "experiment"].nunique()
+        if experiments > 1 and not {*by, *columns} & SEPARATE_BENCHES:
+            by = ["experiment", *by]       # never mix the values of different benchmarks
+        table = pivot(frame, metric, by, columns or None, agg)
+        runs = int(frame[metric].notna().sum())
+        what = f"{agg} of {label(metric)}"
     body = render(table, fmt)
     if fmt == "table":
-        runs = int(frame[metric].notna().sum())
-        body = f"{agg} of {label(metric)} over {runs} runs ({text})\n{body}"
+        body = f"{what} over {runs} runs ({text})\n{body}"
     write(body, args.output)
     if args.output not in (None, "-"):
         print(f"wrote {args.output}: {len(table)} rows")
     return 0
 
 
-
-
-def headline(frame: pd.DataFrame) -> str:
-    """The headline figure of merit of the newest runs' benchmark (:data:`FALLBACK_METRIC`
-    when no benchmark of the runs declares one)."""
-    newest = frame.sort_values("start_time", kind="stable")["experiment"].iloc[::-1]
-    for experiment in dict.fromkeys(newest):
-        runs = frame[frame["experiment"] == experiment]
+def headlines(frame: pd.DataFrame) -> dict[str, str]:
+    """``{experiment: its headline metric column}``: the first figure of merit its runs
+    declare, :data:`FALLBACK_METRIC` for one that declares none (an experiment with
+    neither is left out)."""
+    out = {}
+    for experiment, runs in frame.groupby("experiment", sort=True):
         metrics = merit_metrics(runs).get(str(experiment), []) if declared(runs) else []
-        if metrics:
-            return metrics[0]
-    return FALLBACK_METRIC
+        metric = metrics[0] if metrics else FALLBACK_METRIC
+        if has_values(runs, metric):
+            out[str(experiment)] = f"metric.{metric}"
+    return out
+
+
+def by_headline(frame: pd.DataFrame, heads: dict[str, str], by: list[str],
+                columns: list[str], agg: str) -> pd.DataFrame:
+    """One table of several benchmarks, each on its own headline metric: the rows of each
+    benchmark's pivot, with ``experiment`` and ``metric`` columns first."""
+    import pandas as pd
+
+    parts = []
+    for experiment, metric in heads.items():
+        runs = frame[frame["experiment"] == experiment]
+        if not runs[metric].notna().any():
+            continue
+        part = pivot(runs, metric, by, columns or None, agg)
+        part = part.rename(columns={label(metric): agg})
+        part.insert(0, "metric", label(metric))
+        part.insert(0, "experiment", experiment)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
 
 
 def add_parser(verbs: argparse._SubParsersAction) -> None:

@@ -23,8 +23,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     except InputError as exc:
         return fail(str(exc))
     cmd = ui_argv(args.tracking_uri, args.artifact_root, args.host, args.port)
-    print(f"MLflow UI on {ui_url(args.host, args.port, 'experiments')}  ({shlex.join(cmd)})",
-          flush=True)
+    env = " ".join(f"{k}={v}" for k, v in UI_ENV.items())
+    print(f"MLflow UI on {ui_url(args.host, args.port, 'experiments')}  "
+          f"({env} {shlex.join(cmd)})", flush=True)
     if args.print_only:
         return 0
     os.environ.update(UI_ENV)

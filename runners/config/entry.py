@@ -9,32 +9,15 @@ ends the same way.  Errors raised by our own validation (:class:`ConfigError`) e
 from __future__ import annotations
 
 import functools
-import io
-import logging
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 from omegaconf import DictConfig
 
+from runners.config.console import HeldStderr, hold, release, released
 from runners.config.register import CONF_DIR, register_configs
 from runners.errors import ConfigError, RunFailed, UsageExit, fold_hydra_error
-
-
-class _HeldStderr(io.StringIO):
-    """Collects stderr until the task starts, then passes everything through."""
-
-    def __init__(self, real: TextIO) -> None:
-        super().__init__()
-        self.real = real
-
-
-def _repoint_log_handlers(old: TextIO, new: TextIO) -> None:
-    """Point logging handlers that Hydra bound to the held stream back to stderr."""
-    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
-        for handler in getattr(logger, "handlers", []):
-            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
-                handler.setStream(new)
 
 
 def hydra_main(task: Callable[[Any], Any]) -> Callable[[], Any]:
@@ -50,17 +33,8 @@ def hydra_main(task: Callable[[Any], Any]) -> Callable[[], Any]:
     callable
         A no-argument entry point for ``if __name__ == "__main__"``.
     """
-    started = False
-
     def wrapped(cfg: DictConfig) -> Any:
-        nonlocal started
-        if not started:
-            started = True
-            held = sys.stderr
-            if isinstance(held, _HeldStderr):
-                sys.stderr = held.real
-                sys.stderr.write(held.getvalue())
-                _repoint_log_handlers(held, held.real)
+        release()
         try:
             return task(cfg)
         except ConfigError as exc:
@@ -73,21 +47,20 @@ def hydra_main(task: Callable[[Any], Any]) -> Callable[[], Any]:
         register_configs()
         main = hydra.main(version_base=None, config_path=str(CONF_DIR),
                           config_name="config")(wrapped)
-        held = _HeldStderr(sys.stderr)
-        sys.stderr = held
+        held = hold()
         try:
             return main()
         except SystemExit as exc:
-            if isinstance(sys.stderr, _HeldStderr):
+            if isinstance(sys.stderr, HeldStderr):
                 sys.stderr = held.real
                 text = held.getvalue()
-                composing = not started and not isinstance(exc, UsageExit | RunFailed)
+                composing = not released() and not isinstance(exc, UsageExit | RunFailed)
                 if exc.code not in (0, None) and composing:   # Hydra's own error text
                     raise UsageExit(fold_hydra_error(text)) from None
                 sys.stderr.write(text)
             raise
         finally:
-            if isinstance(sys.stderr, _HeldStderr):
+            if isinstance(sys.stderr, HeldStderr):
                 sys.stderr = held.real
                 sys.stderr.write(held.getvalue())
 

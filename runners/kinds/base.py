@@ -13,7 +13,12 @@ A kind (in the spirit of ReFrame's test classes and asv's benchmark discovery) s
 * :meth:`Kind.merits`: its figures of merit (headline metrics, with unit and direction);
   everything else a run logs is a diagnostic;
 * :meth:`Kind.plan`: the lines it adds to a dry run, and :meth:`Kind.xlabel`, the x-label
-  of its curves.
+  of its curves (:attr:`Kind.plots`: whether its step results are curves at all).
+
+Defaults any kind may keep or override: :meth:`Kind.uses_launcher` (the MPI launcher is
+needed), :meth:`Kind.params` (extra params of the run), :meth:`Kind.hashed` (its part of
+``config.hash``), :meth:`Kind.files` (extra result files) and :meth:`Kind.shown` (the
+summary table's metrics).
 
 Nothing outside ``runners/kinds/`` compares ``bench.kind`` to a name: the pipeline, the
 validation, the dry run and the summary ask the kind.
@@ -39,8 +44,6 @@ from runners.stages.trial import TrialCommand
 
 #: The benchmark programs that run on the machine.
 BENCH_DIR = Path(__file__).resolve().parent.parent / "benches"
-#: Per-trial metrics every kind has: the psutil measurement of the trial.
-MEASURED = ("total_s", "peak_rss_mb", "cpu_user_s", "cpu_system_s", "host_load1")
 #: Submits a stage function with its arguments (futures among them), returns its future.
 Submit = Callable[..., Future[StageResult]]
 
@@ -128,6 +131,14 @@ class Kind:
         """Extra params recorded when the run is opened (besides the whole config)."""
         return {}
 
+    def hashed(self, bench: dict[str, Any]) -> dict[str, Any]:
+        """``bench`` as it enters the config hash (``config.hash``: a series' identity).
+
+        A field added to a kind's schema later, left at its empty default, must not
+        change the hash of configs that existed before it: drop it here.
+        """
+        return bench
+
     def prepare(self, submit: Submit, out_dir: Path) -> Prepared:
         """Submit the stages before the trials: build the environment (when ``bench.env``),
         then stage it onto the chosen filesystem (when :attr:`staged`)."""
@@ -182,10 +193,10 @@ class Kind:
         return []
 
     def shown(self, stats: dict[str, dict[str, float]], merits: Sequence[Merit]) -> list[str]:
-        """The metrics of the summary table at the end of a run: figures of merit first."""
+        """The metrics of the summary table at the end of a run: the figures of merit
+        first, then the other per-trial metrics, twelve at most."""
         first = [m.name for m in merits if m.name in stats]
-        rest = [k for k in ("total_s", "peak_rss_mb") if k in stats and k not in first]
-        return [*first, *rest][:12]
+        return [*first, *(k for k in stats if k not in first)][:12]
 
     def xlabel(self) -> str:
         """What the step of a curve is (the x-label of its plots)."""

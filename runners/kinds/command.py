@@ -129,18 +129,25 @@ class Command(Kind):
             raise ConfigError(f"{where}.command={command!r} names no command of "
                               f"bench.commands; valid: {valid}")
 
+    def hashed(self, bench: dict[str, Any]) -> dict[str, Any]:
+        """Without ``commands``, ``metrics`` and ``sanity`` while empty (they came after
+        ``command``) and without ``xlabel`` (a plot label), so series keep their hash."""
+        return {k: v for k, v in bench.items()
+                if k != "xlabel" and not (k in ("commands", "metrics", "sanity") and not v)}
+
     def uses_launcher(self) -> bool:
         """When a template has ``{launch}``."""
         return any("{launch}" in t for t in self.templates().values())
 
     def output(self, name: str) -> Output:
-        """How the output of command ``name`` is read."""
+        """How the output of command ``name`` is read: by the metric patterns that apply
+        to it, else as JSON result lines."""
         bench = self.bench
         metrics = tuple(MetricRule(str(r.name), str(r.pattern), str(r.unit), str(r.direction))
                         for r in bench.get("metrics") or [] if r.command in ("", name))
         sanity = tuple(SanityRule(str(r.pattern), bool(r.absent))
                        for r in bench.get("sanity") or [] if r.command in ("", name))
-        return Output(json=not bench.get("metrics"), metrics=metrics, sanity=sanity)
+        return Output(json=not metrics, metrics=metrics, sanity=sanity)
 
     def argv(self, template: str, env_dir: str) -> list[str]:
         """A template with every value shell-quoted, split without a shell."""

@@ -10,11 +10,12 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from runners.config.schema import BenchConfig
-from runners.errors import ConfigError
+from runners.errors import ConfigError, one_line
 from runners.kinds.base import Kind, Merit, Prepared, Submit, done
 from runners.stages.base import StageResult
 from runners.stages.output import Output
@@ -67,14 +68,23 @@ class ParslPerf(Kind):
         if bench.parsl_config:
             load_config(str(bench.parsl_config))
 
-    def params(self) -> dict[str, str]:
-        """The executor and provider settings of the config parsl-perf runs against."""
-        if self.bench.parsl_config:
-            config = load_config(str(self.bench.parsl_config))
-        else:
-            import parsl_configs
+    def hashed(self, bench: dict[str, Any]) -> dict[str, Any]:
+        """Without ``parsl_config`` while unset (it came later), so series keep their hash."""
+        return {k: v for k, v in bench.items() if k != "parsl_config" or v}
 
-            config = parsl_configs.build(self.cfg.machine, "runinfo", self.cfg.fs.name)
+    def params(self) -> dict[str, str]:
+        """The executor and provider settings of the config parsl-perf runs against (a
+        config that cannot be built is said in ``parsl.config.error``: parsl-perf will fail
+        on it and the run with it)."""
+        try:
+            if self.bench.parsl_config:
+                config = load_config(str(self.bench.parsl_config))
+            else:
+                import parsl_configs
+
+                config = parsl_configs.build(self.cfg.machine, "runinfo", self.cfg.fs.name)
+        except Exception as exc:     # noqa: BLE001 - a user's module: any error is theirs
+            return {"parsl.config.error": one_line(exc)}
         return describe(config)
 
     def prepare(self, submit: Submit, out_dir: Path) -> Prepared:
@@ -113,14 +123,22 @@ class ParslPerf(Kind):
 
 
 def load_config(path: str) -> Any:
-    """The Parsl Config of a config module (``fresh_config()``, else ``config``).
+    """The Parsl Config of a config module (``fresh_config()``, else ``config``); the
+    module runs once per process (validation and the run's params share it).
 
     Raises
     ------
     ConfigError
         When the file is missing, fails to import, or exposes neither.
     """
-    file = Path(path).expanduser()
+    file = Path(path).expanduser().resolve()
+    return _load_config(str(file), file.stat().st_mtime_ns if file.is_file() else 0, path)
+
+
+@cache
+def _load_config(file_name: str, mtime: int, path: str) -> Any:
+    """:func:`load_config` of a resolved file at a modification time."""
+    file = Path(file_name)
     if not file.is_file() or file.suffix != ".py":
         raise ConfigError(f"bench.parsl_config={path!r} is not a Python file; give a Parsl "
                           "config module exposing fresh_config() or config")
@@ -132,9 +150,9 @@ def load_config(path: str) -> Any:
         spec.loader.exec_module(module)
         config = module.fresh_config() if hasattr(module, "fresh_config") else \
             getattr(module, "config", None)
-    except Exception as exc:
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        raise ConfigError(f"bench.parsl_config={path!r} failed to load: {reason}") from None
+    except Exception as exc:       # noqa: BLE001 - a user's module: any error is theirs
+        raise ConfigError(f"bench.parsl_config={path!r} failed to load: "
+                          f"{one_line(exc)}") from None
     if config is None or not hasattr(config, "executors"):
         raise ConfigError(f"bench.parsl_config={path!r} exposes neither fresh_config() nor a "
                           "Parsl Config named config, as parsl-perf --config needs")

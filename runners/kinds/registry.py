@@ -27,16 +27,12 @@ from importlib import metadata
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from runners.errors import ConfigError
+from runners.errors import ConfigError, one_line
 from runners.kinds.base import Kind
 
 ENTRY_POINTS = "hpc_bench.kinds"
 #: Modules of this package that hold no kind.
 NOT_KINDS = ("base", "registry")
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
 
 @cache
@@ -64,7 +60,7 @@ def registry() -> tuple[dict[str, type[Kind]], dict[str, str]]:
         try:
             loaded = entry.load()
         except Exception as exc:       # a user's module: any error is theirs to read
-            broken[entry.name] = f"cannot import {entry.value}: {_one_line(exc)}"
+            broken[entry.name] = f"cannot import {entry.value}: {one_line(exc)}"
             continue
         if not (isinstance(loaded, type) and issubclass(loaded, Kind)):
             broken[entry.name] = f"{entry.value} is not a subclass of runners.kinds.base.Kind"
@@ -91,7 +87,7 @@ def load_class(spec: str) -> type[Kind]:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise ConfigError(f"bench.kind={spec!r}: cannot import {module_name}: "
-                          f"{_one_line(exc)}") from None
+                          f"{one_line(exc)}") from None
     kind = getattr(module, attr, None)
     if not (isinstance(kind, type) and issubclass(kind, Kind)):
         raise ConfigError(f"bench.kind={spec!r}: {module_name} has no Kind subclass named "

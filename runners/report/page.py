@@ -33,12 +33,9 @@ SERIES_TAGS = {"machine": "tag.machine", "fs": "tag.fs", "config_hash": "tag.con
 GAP_STATUSES = ("FAILED", "KILLED")
 #: Latest window of ``judge`` without a step: the baseline is all but these last points.
 LATEST = 3
-#: Statistics that keep the better direction of their base metric (spreads: lower).
 #: Marks the pages this module wrote: ``bench report`` only replaces a folder holding one.
 GENERATOR = "bench report"
 MISSING = "-"
-
-
 
 
 def resolve_metrics(frame: pd.DataFrame, names: Sequence[str]) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from parsl_configs.scheduler import scheduler
-from runners.errors import ConfigError, RunFailed
+from runners.errors import ConfigError, RunFailed, one_line
 from runners.kinds.base import Kind
 from runners.run.pipeline import execute
 from runners.stages.base import StageError
@@ -48,9 +48,12 @@ def git_info(root: str) -> dict[str, str]:
             "git.dirty": str(bool(dirty)).lower()} if commit else {}
 
 
-def config_hash(resolved: dict[str, Any]) -> str:
-    """Hash of the resolved config without volatile keys (paths, names, timestamps)."""
+def config_hash(resolved: dict[str, Any], kind: Kind) -> str:
+    """Hash of the resolved config without volatile keys (paths, names, timestamps), its
+    ``bench`` section as the kind hashes it (:meth:`runners.kinds.base.Kind.hashed`)."""
     stable = {k: v for k, v in resolved.items() if k not in VOLATILE_KEYS}
+    if isinstance(stable.get("bench"), dict):
+        stable["bench"] = kind.hashed(stable["bench"])
     return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -64,13 +67,14 @@ def default_run_name(cfg: DictConfig) -> str:
     return f"{cfg.bench.name}-{cfg.machine.name}-{cfg.fs.name}-r{cfg.bench.ranks}"
 
 
-def run_tags(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path) -> dict[str, str]:
+def run_tags(cfg: DictConfig, kind: Kind, resolved: dict[str, Any],
+             out_dir: Path) -> dict[str, str]:
     """The standard and project tags of a run."""
     user = getpass.getuser()
     tags = {"machine": cfg.machine.name, "fs": cfg.fs.name, "bench": cfg.bench.name,
             "host": socket.gethostname(), "user": user, "mlflow.user": user,
             "mlflow.source.name": "run.py", "mlflow.source.type": "LOCAL",
-            "config.hash": config_hash(resolved), "hydra.output_dir": str(out_dir)}
+            "config.hash": config_hash(resolved, kind), "hydra.output_dir": str(out_dir)}
     tags.update(driver_tags())
     tags.update(git_info(cfg.project_root))
     tags.update(versions())
@@ -94,8 +98,8 @@ def open_tracker(cfg: DictConfig) -> tuple[Tracker, str]:
                           redact=[str(p) for p in cfg.get("redact") or ()])
         experiment_id = tracker.experiment_id(experiment_name(cfg))
     except Exception as exc:
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-        raise ConfigError(f"cannot open the MLflow store {cfg.tracking.uri}: {reason}") from None
+        raise ConfigError(f"cannot open the MLflow store {cfg.tracking.uri}: "
+                          f"{one_line(exc, 500)}") from None
     if tracker.spool is not None and tracker.offline_reason is None:
         waiting = len(pending(tracker.spool.root))
         if waiting:
@@ -109,7 +113,7 @@ def open_run(cfg: DictConfig, kind: Kind, tracker: Tracker, out_dir: Path,
              parent_run_id: str | None = None, extra_tags: dict[str, str] | None = None) -> str:
     """Open the experiment's MLflow run (RUNNING) with its params, tags and config files."""
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    tags = {**run_tags(cfg, resolved, out_dir), **(extra_tags or {})}
+    tags = {**run_tags(cfg, kind, resolved, out_dir), **(extra_tags or {})}
     params = {**flatten(resolved), **kind.params()}
     run_id = tracker.start_run(experiment_name(cfg), cfg.run_name or default_run_name(cfg),
                                params, tags, parent_run_id)

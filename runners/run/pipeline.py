@@ -16,10 +16,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from parsl_configs.scheduler import scheduler
-from runners.analysis.curves import result_rows, step_points, units
+from parsl_configs.scheduler import job_id_vars
+from runners.analysis.curves import directions, result_rows, step_points, units
 from runners.analysis.merits import FOM_TAG
 from runners.analysis.stats import summarize
+from runners.errors import one_line
 from runners.kinds.base import Kind, Merit, write_csv
 from runners.run.progress import Progress
 from runners.run.task_events import attempts, write_events
@@ -36,9 +37,8 @@ def classify(exc: BaseException, stage: str) -> StageError:
     """Turn any exception from a stage's future into a StageError with a failure kind."""
     if isinstance(exc, StageError):
         return exc
-    name = type(exc).__name__
-    message = " ".join(f"{name}: {exc}".split())   # one line
-    return StageError(stage, PARSL_FAILURES.get(name, "error"), message[:2000])
+    return StageError(stage, PARSL_FAILURES.get(type(exc).__name__, "error"),
+                      one_line(exc, 2000))
 
 
 class Submitter:
@@ -46,8 +46,8 @@ class Submitter:
     driver when there is no DataFlowKernel (a kind with its own Parsl).  Each runs under
     :func:`runners.stages.base.stamped`, which records where and when it ran."""
 
-    def __init__(self, dfk: Any, label: str, job_id_var: str = "") -> None:
-        self.dfk, self.label, self.job_id_var = dfk, label, job_id_var
+    def __init__(self, dfk: Any, label: str, job_id_vars: tuple[str, ...] = ()) -> None:
+        self.dfk, self.label, self.job_id_vars = dfk, label, job_id_vars
         self.submitted: list[tuple[str, Any]] = []    # (task name, AppFuture), for events
 
     def __call__(self, fn: Callable[..., StageResult], *args: Any) -> Future[StageResult]:
@@ -55,13 +55,13 @@ class Submitter:
             from parsl import python_app
 
             app = python_app(stamped, executors=[self.label], data_flow_kernel=self.dfk)
-            app_fut: Future[StageResult] = app(fn, self.job_id_var, *args)
+            app_fut: Future[StageResult] = app(fn, self.job_id_vars, *args)
             self.submitted.append((f"{fn.__name__}#{len(self.submitted)}", app_fut))
             return app_fut
         fut: Future[StageResult] = Future()
         try:
             values = [a.result() if isinstance(a, Future) else a for a in args]
-            fut.set_result(stamped(fn, self.job_id_var, *values))
+            fut.set_result(stamped(fn, self.job_id_vars, *values))
         except Exception as exc:
             fut.set_exception(exc)
         return fut
@@ -103,8 +103,8 @@ def execute(cfg: DictConfig, kind: Kind, dfk: Any, tracker: Tracker, run_id: str
             out_dir: Path, label: str | None = None, quiet: bool = False) -> dict[str, Any]:
     """Run the stages and trials on executor ``label`` (default: the machine's name),
     logging each result; return the summary.  ``quiet`` draws no progress bar."""
-    job_id_var = scheduler(str(cfg.machine.scheduler)).job_id_var
-    submit = Submitter(dfk, label or str(cfg.machine.name), job_id_var)
+    submit = Submitter(dfk, label or str(cfg.machine.name),
+                       job_id_vars(str(cfg.machine.scheduler)))
     try:
         return run_trials(kind, submit, tracker, run_id, out_dir, quiet)
     finally:    # the task transitions, also when a stage failed
@@ -176,8 +176,7 @@ def merit_tags(merits: list[Merit], results: list[list[dict[str, Any]]]) -> dict
     figure of merit, ``unit.<name>`` of each figure of merit that has a unit, and ``fom``,
     the figures of merit, headline first (what ``regress``, ``report`` and ``compare``
     judge; see :mod:`runners.analysis.merits`)."""
-    tags = {f"direction.{r['name']}": str(r.get("direction", "lower"))
-            for rs in results for r in rs}
+    tags = {f"direction.{name}": how for name, how in directions(results).items()}
     for merit in merits:
         tags[f"direction.{merit.name}"] = merit.direction
         if merit.unit:

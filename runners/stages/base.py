@@ -57,16 +57,19 @@ class StageResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def where(job_id_var: str = "") -> dict[str, str]:
+def where(job_id_vars: tuple[str, ...] = ()) -> dict[str, str]:
     """Tags naming where a stage ran: the worker's host and, in a batch job, the job's id
-    (from ``job_id_var``, the scheduler's variable, e.g. ``SLURM_JOB_ID``)."""
+    (from the first of ``job_id_vars`` that is set, e.g. ``SLURM_JOB_ID``)."""
     tags = {"worker.host": socket.gethostname()}
-    if job_id_var and os.environ.get(job_id_var):
-        tags["scheduler.job_id"] = os.environ[job_id_var]
+    for var in job_id_vars:
+        if os.environ.get(var):
+            tags["scheduler.job_id"] = os.environ[var]
+            break
     return tags
 
 
-def stamped(fn: Callable[..., StageResult], job_id_var: str, *args: Any) -> StageResult:
+def stamped(fn: Callable[..., StageResult], job_id_vars: tuple[str, ...],
+            *args: Any) -> StageResult:
     """Run a stage function and stamp its result: where it ran (tags ``worker.host`` and
     ``scheduler.job_id``, see :func:`where`) and when, on which host and in which Parsl
     block (``data["_ran"]``, read back by :mod:`runners.run.task_events`).
@@ -76,7 +79,7 @@ def stamped(fn: Callable[..., StageResult], job_id_var: str, *args: Any) -> Stag
     """
     t0 = time.time()
     result = fn(*args)
-    result.tags = {**where(job_id_var), **result.tags}
+    result.tags = {**where(job_id_vars), **result.tags}
     result.data["_ran"] = {"start": t0, "end": time.time(), "host": socket.gethostname(),
                            "block": os.environ.get("PARSL_WORKER_BLOCK_ID", "")}
     return result

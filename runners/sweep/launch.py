@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runners.config.console import release
 from runners.errors import ConfigError, fold_hydra_error
 from runners.sweep.compose import Composer
 from runners.sweep.hydra_jobs import run_hydra_job
@@ -30,6 +31,7 @@ def run_sweep(launcher: Any, job_overrides: Sequence[Sequence[str]],
     """Run all jobs of a sweep (see the module docstring); return their JobReturns."""
     from hydra.core.utils import configure_log, setup_globals
 
+    release()        # the composition succeeded: what the sweep prints flows from here on
     setup_globals()
     base = launcher.config
     configure_log(base.hydra.hydra_logging, base.hydra.verbose)

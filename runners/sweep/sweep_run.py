@@ -99,7 +99,9 @@ class SweepRun:
             return valid
         to_run = []
         for job in valid:
-            h = config_hash(OmegaConf.to_container(job.task, resolve=True))  # type: ignore[arg-type]
+            assert job.kind is not None
+            h = config_hash(OmegaConf.to_container(job.task, resolve=True),  # type: ignore[arg-type]
+                            job.kind)
             found = self.tracker.finished_run(experiment_name(job.config), h)
             if found:
                 job.state, job.run_id = "skipped", found

@@ -27,7 +27,7 @@ class Replayer:
 
     def __init__(self, uri: str, artifact_root: str = "") -> None:
         self.uri = uri
-        self.writer = MlflowWriter(uri, artifact_root)
+        self.writer = MlflowWriter(uri, artifact_root, spools=False)
 
     @property
     def client(self) -> MlflowClient:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from runners.errors import one_line
+
 #: MLflow's HTTP retries, shortened when a spool can take over (MLflow's defaults: 7 retries
 #: with backoff factor 2, i.e. minutes before a call to a dead server gives up).
 SPOOL_RETRY_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
@@ -41,11 +43,6 @@ def unreachable(exc: BaseException) -> bool:
     return any(s in text for s in ("Max retries exceeded", "Connection refused",
                                    "Connection aborted", "Read timed out", "RemoteDisconnected",
                                    "error code 502", "error code 503", "error code 504"))
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """``Type: message`` of an exception on one line, cut to ``limit`` characters."""
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:limit]
 
 
 def probe(uri: str, timeout: float = 3.0) -> str | None:

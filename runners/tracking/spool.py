@@ -55,7 +55,6 @@ class Spool:
         self.root = Path(root)
         self.uri = uri
         self.runs: set[str] = set()        # runs journaled by this process
-        self.closed: set[str] = set()      # runs this spool ended
 
     def path(self, run_id: str) -> Path:
         """The journal directory of a run."""
@@ -105,10 +104,6 @@ class Spool:
             self._write(run_id, {"op": "params", "params": {k: str(v) for k, v in
                                                             params.items()}})
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
-        """Journal metrics at one step."""
-        self.log_points(run_id, ((k, float(v), step) for k, v in metrics.items()))
-
     def log_points(self, run_id: str, points: Iterable[Point],
                    stamp: int | None = None) -> None:
         """Journal ``(name, value, step)`` points, stamped ``stamp`` (default: now)."""
@@ -148,11 +143,8 @@ class Spool:
                                  "artifact_path": artifact_path})
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
-        """Journal the run's end."""
-        if run_id in self.closed:
-            return
+        """Journal the run's end (the tracker ends a run once)."""
         self._write(run_id, {"op": "end", "status": status, "time": now_ms()})
-        self.closed.add(run_id)
 
     def finished_run(self, experiment: str, config_hash: str) -> str | None:
         """Unknown while offline: nothing counts as done."""

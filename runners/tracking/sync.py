@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runners.errors import one_line
 from runners.tracking.driver import driver_alive
 from runners.tracking.replay import Replayer
-from runners.tracking.server import one_line
 from runners.tracking.spool import JOURNAL, STATE, SYNCED, Spool, pending, read_journal, repair
 
 

@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
+from runners.errors import one_line
 from runners.tracking.redact import Redactor
 from runners.tracking.server import (
     SPOOL_RETRY_ENV,
     UI_ENV,
-    one_line,
     probe,
     ui_argv,
     unreachable,
@@ -73,11 +73,11 @@ class Tracker:
 
     def go_offline(self, reason: str) -> None:
         """Send every further call to the spool, and say so once on stderr."""
+        assert self.spool is not None, "only a tracker with a spool goes offline"
         self.offline_reason = reason
-        where = self.spool.root if self.spool is not None else "nowhere"
         print(f"warning: the tracking server {self.uri} cannot be reached ({reason}); "
-              f"recording to the spool {where} instead: upload it later with `bench sync`",
-              file=sys.stderr)
+              f"recording to the spool {self.spool.root} instead: upload it later with "
+              "`bench sync`", file=sys.stderr)
 
     def _route(self, call: Callable[[RunWriter], T]) -> T:
         """``call`` on the online writer, or on the spool once the server is gone."""
@@ -105,14 +105,10 @@ class Tracker:
     def start_run(self, experiment: str, run_name: str, params: Mapping[str, str],
                   tags: Mapping[str, str], parent_run_id: str | None = None) -> str:
         """Open a RUNNING run with its params and tags; return its id."""
-        params, tags = self.redactor.mapping(params), self.redactor.mapping(tags)
-        return self._route(lambda w: w.start_run(experiment, run_name, params, tags,
-                                                 parent_run_id))
-
-    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
-        """Log more params of an open run."""
-        params = self.redactor.mapping(params)
-        self._route(lambda w: w.log_params(run_id, params))
+        with self.lock:     # the redactor learns secrets as it goes: one thread at a time
+            params, tags = self.redactor.mapping(params), self.redactor.mapping(tags)
+            return self._route(lambda w: w.start_run(experiment, run_name, params, tags,
+                                                     parent_run_id))
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
         """Log many metrics at one step, in batches."""
@@ -125,16 +121,18 @@ class Tracker:
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set many tags, in batches."""
-        tags = self.redactor.mapping(tags)
-        self._route(lambda w: w.set_tags(run_id, tags))
+        with self.lock:
+            tags = self.redactor.mapping(tags)
+            self._route(lambda w: w.set_tags(run_id, tags))
 
     def log_artifacts(self, run_id: str, paths: Iterable[str], artifact_path: str) -> None:
         """Upload files (missing ones are skipped) under ``artifact_path``; a file holding a
         secret is uploaded as a redacted copy."""
         scratch: list[str] = []
         try:
-            files = self.redactor.files(list(paths), scratch)
-            self._route(lambda w: w.log_artifacts(run_id, files, artifact_path))
+            with self.lock:
+                files = self.redactor.files(list(paths), scratch)
+                self._route(lambda w: w.log_artifacts(run_id, files, artifact_path))
         finally:
             for tmp in scratch:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -143,8 +141,9 @@ class Tracker:
         """Upload a directory tree (redacted like :meth:`log_artifacts`)."""
         scratch: list[str] = []
         try:
-            tree = self.redactor.directory(directory, scratch)
-            self._route(lambda w: w.log_dir(run_id, tree, artifact_path))
+            with self.lock:
+                tree = self.redactor.directory(directory, scratch)
+                self._route(lambda w: w.log_dir(run_id, tree, artifact_path))
         finally:
             for tmp in scratch:
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from runners.tracking.server import unreachable
 from runners.tracking.store import (
@@ -83,22 +82,6 @@ class Lost(Exception):
         self.cause, self.rest = cause, rest
 
 
-def _params(writer: RunWriter, run_id: str, params: Mapping[str, str]) -> None:
-    """The rest of a :meth:`MlflowWriter.log_params` call, on another writer."""
-    writer.log_params(run_id, params)
-
-
-def _points(writer: RunWriter, run_id: str, points: list[Point], stamp: int) -> None:
-    """The rest of a :meth:`MlflowWriter.log_points` call, on another writer."""
-    writer.log_points(run_id, points, stamp)
-
-
-def _then(call: Callable[[RunWriter], Any], value: str, writer: RunWriter) -> str:
-    """``call(writer)``, then ``value`` (the run id a partly written start_run returns)."""
-    call(writer)
-    return value
-
-
 def now_ms() -> int:
     """Milliseconds since the epoch (MLflow's time unit)."""
     return int(time.time() * 1000)
@@ -113,10 +96,13 @@ class MlflowWriter:
         The tracking URI.
     artifact_root : str
         Local directory for artifacts of new experiments ('' = the server's default).
+    spools : bool
+        A batch that failed because the server could not be reached raises :class:`Lost`
+        (the rest goes to a spool); False: the error itself (``bench sync``, ``import``).
     """
 
-    def __init__(self, uri: str, artifact_root: str = "") -> None:
-        self.uri, self.artifact_root = uri, artifact_root
+    def __init__(self, uri: str, artifact_root: str = "", spools: bool = True) -> None:
+        self.uri, self.artifact_root, self.spools = uri, artifact_root, spools
         self._client: MlflowClient | None = None
         self._experiments: dict[str, str] = {}
 
@@ -167,7 +153,8 @@ class MlflowWriter:
         try:
             self.log_params(run_id, params)
         except Lost as lost:    # the server has the run: the rest of its params go elsewhere
-            raise Lost(lost.cause, partial(_then, lost.rest, run_id)) from None
+            rest = lost.rest
+            raise Lost(lost.cause, lambda writer: (rest(writer), run_id)[1]) from None
         return run_id
 
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
@@ -180,10 +167,8 @@ class MlflowWriter:
                 self.client.log_batch(run_id, params=[Param(k, v) for k, v in
                                                       items[i:i + BATCH_PARAMS]])
             except Exception as exc:
-                if not unreachable(exc):
-                    raise
-                raise Lost(exc, partial(_params, run_id=run_id, params=dict(items[i:]))) \
-                    from None
+                rest = dict(items[i:])
+                self._lost(exc, lambda w: w.log_params(run_id, rest))  # noqa: B023 - raises
 
     def log_points(self, run_id: str, points: Iterable[Point],
                    stamp: int | None = None) -> None:
@@ -191,17 +176,22 @@ class MlflowWriter:
         :class:`Lost` carries the batches the server missed, with the same timestamp."""
         from mlflow.entities import Metric
 
-        stamp = now_ms() if stamp is None else stamp
-        batch = [Metric(k, float(v), stamp, int(s)) for k, v, s in points]
+        when = now_ms() if stamp is None else stamp
+        batch = [Metric(k, float(v), when, int(s)) for k, v, s in points]
         for i in range(0, len(batch), BATCH_METRICS):
             try:
                 self.client.log_batch(run_id, metrics=batch[i:i + BATCH_METRICS])
             except Exception as exc:
-                if not unreachable(exc):
-                    raise
                 rest = [(m.key, m.value, m.step) for m in batch[i:]]
-                raise Lost(exc, partial(_points, run_id=run_id, points=rest, stamp=stamp)) \
-                    from None
+                self._lost(exc, lambda w: w.log_points(run_id, rest, when))  # noqa: B023
+
+    def _lost(self, exc: Exception, rest: Callable[[RunWriter], Any]) -> NoReturn:
+        """Re-raise a failed batch: as :class:`Lost` with ``rest`` (the batches not written,
+        bound now: this raises at once) when the server could not be reached and a spool
+        may take over (``spools``), else as it is."""
+        if self.spools and unreachable(exc):
+            raise Lost(exc, rest) from None
+        raise exc
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set many tags, in batches."""

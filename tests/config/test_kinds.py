@@ -5,6 +5,7 @@ cannot be found or a pattern that cannot serve is one line of bad input."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +99,33 @@ def test_bad_kind_input_exits_2_with_nothing_recorded(run_py: RunPy, store: Stor
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], proc.stderr
     assert not store.db.exists()
+
+
+#: ``config.hash`` of each benchmark YAML as the commit before kinds (0e88e82) computed it,
+#: with project_root=/fixed: a run's series must keep its identity across the upgrade.
+HASHES = {"command": "ace563f317dfc46a", "mpi4py_ci": "1d2a5d56184180d0",
+          "mpi4py_import": "4a3def9a081b0add", "osu": "15c689b23089bc8e",
+          "parsl_perf": "772faa64a3a07c49", "sleep": "03adc8bb9d4efb2a"}
+
+
+@pytest.mark.parametrize("bench", sorted(HASHES))
+def test_the_config_hash_of_every_benchmark_is_kept(bench: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from omegaconf import OmegaConf
+
+    from runners.kinds.registry import kind_of
+    from runners.run.lifecycle import config_hash
+
+    monkeypatch.setenv("USER", "bench")
+    for var in ("BENCH_SCRATCH", "BENCH_CACHE", "NERSC_ACCOUNT", "ALCF_ACCOUNT"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = make(f"bench={bench}", "project_root=/fixed", "cache_root=/fixed/.cache")
+    kind = kind_of(cfg)
+    resolved: Any = OmegaConf.to_container(cfg, resolve=True)
+    assert config_hash(resolved, kind) == HASHES[bench]
+    with_patterns = make(f"bench={bench}", "project_root=/fixed", "cache_root=/fixed/.cache",
+                         "+bench.sanity=[{pattern: ok}]") if bench in ("command", "sleep") \
+        else None
+    if with_patterns is not None:     # a field that is set does enter the hash
+        other: Any = OmegaConf.to_container(with_patterns, resolve=True)
+        assert config_hash(other, kind_of(with_patterns)) != HASHES[bench]

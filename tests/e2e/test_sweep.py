@@ -219,3 +219,42 @@ def test_sigterm_ends_the_sweep_killed_with_its_running_child(store: Store,
     assert parent.info.status == "KILLED"
     marker = ":".join(kid.data.tags[f"driver.{k}"] for k in ("host", "pid", "started"))
     assert not _marked(marker)                      # Parsl's processes were stopped
+
+
+def test_a_sweep_on_a_terminal_streams_its_progress_and_errors(store: Store,
+                                                                tmp_path: Path) -> None:
+    """stderr is a terminal: the live progress line is drawn while the jobs run, and a
+    failed job's error line is written as it happens (Hydra's held-back error text is
+    released once the sweep starts)."""
+    import pty
+    import select
+
+    main, child = pty.openpty()
+    argv = [sys.executable, str(ROOT / "run.py"), "-m", "bench=sleep",
+            "bench.params.seconds=1", "bench.params.exit=0,3", "hydra.launcher.concurrency=1",
+            *store.overrides(), f"hydra.sweep.dir={tmp_path}/m"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=child, env=child_env(), cwd=tmp_path)
+    os.close(child)
+    seen, first_error_while_running = b"", None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if first_error_while_running is None and b"[run " in seen and b"FAILED]" in seen:
+                first_error_while_running = proc.poll() is None
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=60)
+    os.close(main)
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 1, text[-2000:]
+    assert "jobs  ok" in text and "[local x1]" in text, text[-2000:]      # the progress line
+    assert first_error_while_running, text[-2000:]     # streamed, not held to the end

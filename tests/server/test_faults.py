@@ -268,7 +268,7 @@ from runners.tracking.spool import Spool
 spool = Spool(sys.argv[1], 'http://127.0.0.1:9')
 run = spool.start_run('faults-spool-unit', 'r', {'p': '1'}, {'t': 'x'})
 for step in range(3):
-    spool.log_metrics(run, {'m': float(step), 'n': 2.0 * step}, step)
+    spool.log_points(run, [('m', float(step), step), ('n', 2.0 * step, step)])
 if sys.argv[2] == 'end':
     spool.end_run(run, 'FINISHED')
 print(run)

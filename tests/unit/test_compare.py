@@ -461,3 +461,59 @@ def test_regress_bad_input(history: tuple[str, dict[str, list[str]]],
     line = one_error(capsys)
     for word in words:
         assert word in line
+
+
+# ------------------------------------------------- figures of merit: what is judged by default
+
+
+@pytest.fixture(scope="module")
+def merits(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Two benchmarks declaring figures of merit: in ``imp`` the headline ``slowest_s`` is
+    flat while a diagnostic (``load.median``) steps up 50%; ``lat`` has the curve ``lat``."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('merits')}/mlflow.db"
+    tracker = Tracker(uri)
+    rng = np.random.default_rng(3)
+    for i in range(20):
+        noise = 1.0 + 0.01 * rng.standard_normal(2)
+        add_run(tracker, "imp", point_params("local", 2),
+                {**point_tags("local", "tmpfs", 2), "fom": "slowest_s,total_s"},
+                {"slowest_s.median": 2.0 * noise[0], "total_s.median": 3.0 * noise[1],
+                 "load.median": 1.0 if i < 14 else 1.5}, start_ms=T0 + 60_000 * i)
+        add_run(tracker, "lat", point_params("local", 2),
+                {**point_tags("local", "tmpfs", 2), "fom": "lat", "direction.lat": "lower"},
+                {"lat": 5.0 * noise[0], "total_s.median": 9.0}, start_ms=T0 + 60_000 * i)
+    return uri
+
+
+def test_regress_judges_only_figures_of_merit(merits: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench("regress", "--tracking-uri", merits, "--dry-run", "--all",
+                 "--format", "csv") == 0             # the diagnostic's step is not judged
+    table = csv_of(capsys.readouterr().out)
+    assert sorted(zip(table["experiment"], table["metric"], strict=True)) == [
+        ("imp", "slowest_s.median"), ("imp", "total_s.median"), ("lat", "lat")]
+    assert bench("regress", "--tracking-uri", merits, "--dry-run", "--metric",
+                 "load.median") == 1                  # asked for, it is
+
+
+def test_compare_shows_each_benchmarks_headline(merits: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench("compare", "--tracking-uri", merits, "--format", "csv", "--by",
+                 "machine") == 0
+    table = csv_of(capsys.readouterr().out)
+    assert list(table.columns) == ["experiment", "metric", "machine", "median", "n"]
+    assert dict(zip(table["experiment"], table["metric"], strict=True)) == {
+        "imp": "slowest_s.median", "lat": "lat"}
+    assert table["n"].tolist() == [20, 20]
+    assert bench("compare", "--tracking-uri", merits, "--experiment", "imp", "--format",
+                 "csv", "--by", "machine") == 0
+    one = csv_of(capsys.readouterr().out)
+    assert list(one.columns) == ["machine", "slowest_s.median", "n"]
+
+
+def test_report_draws_only_figures_of_merit(merits: str) -> None:
+    from runners.report.build import load
+
+    frame, metrics = load(merits, None, None)
+    assert metrics == {"imp": ["slowest_s.median", "total_s.median"], "lat": ["lat"]}
+    assert "metric.load.median" in frame.columns           # a diagnostic, kept out

@@ -223,3 +223,19 @@ def test_progress_draws_only_on_a_terminal() -> None:
     assert quiet.getvalue() == ""
     assert "[#####---------------] 1/4 trials  stage: bench" in tty.getvalue()
     assert "ETA" in tty.getvalue()
+
+
+def test_where_names_the_batch_job_of_any_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stage tags its host and, inside an allocation, the job's id: the machine's own
+    scheduler's variable first, any other's too (machine=local inside an salloc)."""
+    from parsl_configs.scheduler import job_id_vars
+    from runners.stages.base import where
+
+    for var in ("SLURM_JOB_ID", "PBS_JOBID", "COBALT_JOBID"):
+        monkeypatch.delenv(var, raising=False)
+    assert "scheduler.job_id" not in where(job_id_vars("local"))
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    assert where(job_id_vars("local"))["scheduler.job_id"] == "4242"
+    monkeypatch.setenv("PBS_JOBID", "77.polaris")
+    assert where(job_id_vars("pbspro"))["scheduler.job_id"] == "77.polaris"
+    assert where(job_id_vars("slurm"))["scheduler.job_id"] == "4242"
