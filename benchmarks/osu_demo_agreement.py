@@ -1,8 +1,8 @@
 """Per-size agreement of mpi4py's own OSU demos, read by patterns (``bench=osu_demo``, a
 YAML-only benchmark), with the project's OSU benchmark (``bench=osu``), side by side.
 
-Both run through ``run.py`` on ``machine=local`` with 2 ranks, alternating, ``--reps``
-times each, into one store; per message size the median over the runs of each is
+Both run through ``run.py`` on ``machine=local`` with 2 ranks and the same iteration
+counts, alternating, ``--reps`` times each, into one store; per message size the median over the runs of each is
 compared (ratio demo / osu) for latency and bandwidth, next to each one's run-to-run spread
 (max / min over its runs); sizes that differ by more than 10% are listed for explanation,
 with whether the difference is larger than the spread of either side.
@@ -25,7 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, write_result  # noqa: E402
 
 BIN = Path(sys.executable).parent
-OSU = ["bench=osu", "bench.tests=[latency,bw]", "bench.min_size=1", "bench.max_size=4194304"]
+# bench=osu with the demos' own counts (demo/osu_latency.py: 10,000 timed iterations after
+# 1,000 untimed up to 8 KiB; osu_bw.py: 100 after 10, as bench=osu's bw defaults), so that
+# what differs is the programs, not the sample size.
+OSU = ["bench=osu", "bench.min_size=1", "bench.max_size=4194304"]
+OSU_RUNS = {"latency": [*OSU, "bench.tests=[latency]", "bench.iterations=10000",
+                        "bench.warmup_iterations=1000"],
+            "bw": [*OSU, "bench.tests=[bw]"]}
 
 
 def run(args: list[str], tmp: str, tag: str) -> None:
@@ -59,7 +65,8 @@ def main() -> None:
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-osu-demo-")
     for i in range(args.reps):      # alternating, so both see the same machine load
-        run(OSU, tmp, f"osu-{i}")
+        for test, overrides in OSU_RUNS.items():
+            run(overrides, tmp, f"osu-{test}-{i}")
         run(["bench=osu_demo"], tmp, f"demo-{i}")
     ours, demo = curves(tmp, "osu"), curves(tmp, "osu_demo")
     parts = []

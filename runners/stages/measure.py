@@ -65,8 +65,12 @@ def host_snapshot() -> dict[str, float]:
     }
 
 
-def kill_tree(pid: int, grace_s: float = 2.0) -> None:
-    """Terminate a process and all its descendants, then kill what is left."""
+def kill_tree(pid: int, grace_s: float = 2.0, reap: bool = True) -> None:
+    """Terminate a process and all its descendants, then kill what is left.
+
+    ``reap=False`` when the caller waits for ``pid`` itself (a ``Popen`` of its own): waiting
+    here would collect its exit status first, and ``Popen.wait()`` would then report 0.
+    """
     try:
         root = psutil.Process(pid)
         procs = [*root.children(recursive=True), root]
@@ -75,10 +79,30 @@ def kill_tree(pid: int, grace_s: float = 2.0) -> None:
     for p in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    if reap:
+        _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    else:
+        _, alive = psutil.wait_procs(procs[:-1], timeout=grace_s)
+        if not _ended(root, grace_s):
+            alive.append(root)
     for p in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
+
+
+def _ended(proc: psutil.Process, timeout_s: float) -> bool:
+    """Whether ``proc`` exits (a zombie, or already collected) within ``timeout_s``,
+    without collecting it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 def kill_marked(name: str, value: str) -> int:
@@ -160,7 +184,7 @@ def run_measured(argv: list[str], stdout_path: str | Path, stderr_path: str | Pa
 
         def expire() -> None:
             expired.set()
-            kill_tree(popen.pid)
+            kill_tree(popen.pid, reap=False)
 
         # Popen.wait(timeout) polls with sleeps of up to 50 ms, which would inflate short
         # trials; block in waitpid instead and let a timer enforce the timeout.
@@ -172,7 +196,7 @@ def run_measured(argv: list[str], stdout_path: str | Path, stderr_path: str | Pa
         try:
             returncode = popen.wait()
         except BaseException:
-            kill_tree(popen.pid)
+            kill_tree(popen.pid, reap=False)
             popen.wait()
             raise
         finally:

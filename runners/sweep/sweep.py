@@ -43,16 +43,26 @@ class Sweep:
         from hydra.core.hydra_config import HydraConfig
 
         hydra = HydraConfig.get()
-        job = self.jobs[int(hydra.job.num)]
+        return self.start(self.jobs[int(hydra.job.num)], cfg, Path(hydra.runtime.output_dir))
+
+    def start(self, job: Job, cfg: DictConfig, out_dir: Path) -> Future[Any]:
+        """Open the job's ``run.log`` and start its thread; return the future of its summary.
+
+        The log file is opened here, in the main thread: Hydra's log set-up for the next job
+        (also in the main thread) flushes every handler there is, and would meet one that a
+        job thread is half-way through making (``'FileHandler' object has no attribute
+        'stream'``).
+        """
         job.future = Future()
-        threading.Thread(target=self._run, args=(job, cfg, Path(hydra.runtime.output_dir)),
-                         daemon=True, name=f"job-{job.num}").start()
+        thread = f"job-{job.num}"
+        self.router.add(thread, out_dir / "run.log")
+        threading.Thread(target=self._run, args=(job, cfg, out_dir), daemon=True,
+                         name=thread).start()
         return job.future
 
     def _run(self, job: Job, cfg: DictConfig, out_dir: Path) -> None:
         assert job.future is not None and job.kind is not None
         kind = type(job.kind)(cfg)
-        self.router.add(threading.current_thread().name, out_dir / "run.log")
         with self.slots[job.label]:
             if self.stopping:
                 job.future.set_exception(RunFailed(130, "the sweep was interrupted"))
@@ -105,8 +115,8 @@ class LogRouter(logging.Handler):
         self.files[thread] = self._file(path)
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Write a record to its thread's log file."""
-        self.files.get(record.threadName or "", self.default).emit(record)
+        """Write a record to its thread's log file (``handle``: under that file's lock)."""
+        self.files.get(record.threadName or "", self.default).handle(record)
 
     def install(self) -> None:
         """(Re)attach to the ``runners`` logger (Hydra's per-job log set-up replaces it)."""

@@ -63,8 +63,8 @@ class Replayer:
         """
         from mlflow.entities import Metric
 
-        kind = op["op"]
-        if kind == "metrics":
+        name = op["op"]
+        if name == "metrics":
             points = [Metric(str(k), float(v), int(t), int(s)) for k, v, t, s in op["points"]]
             if dedup:
                 have = {(m.key, m.value, m.timestamp, m.step) for key in {p.key for p in points}
@@ -72,18 +72,18 @@ class Replayer:
                 points = [p for p in points if (p.key, p.value, p.timestamp, p.step) not in have]
             for i in range(0, len(points), BATCH_METRICS):
                 self.client.log_batch(run_id, metrics=points[i:i + BATCH_METRICS])
-        elif kind == "tags":
+        elif name == "tags":
             self.writer.set_tags(run_id, op["tags"])
-        elif kind == "params":
+        elif name == "params":
             self.writer.log_params(run_id, op["params"])
-        elif kind == "artifact":
+        elif name == "artifact":
             self.client.log_artifact(run_id, str(directory / op["file"]), op["artifact_path"])
-        elif kind == "artifact_dir":
+        elif name == "artifact_dir":
             self.client.log_artifacts(run_id, str(directory / op["dir"]), op["artifact_path"])
-        elif kind == "end":
+        elif name == "end":
             self.client.set_terminated(run_id, status=op["status"], end_time=int(op["time"]))
         else:
-            raise ValueError(f"unknown journal operation {kind!r}")
+            raise ValueError(f"unknown journal operation {name!r}")
 
     def import_run(self, experiment: str, status: str, start_ms: int | None,
                    end_ms: int | None, params: Mapping[str, str],

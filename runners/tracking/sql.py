@@ -60,17 +60,17 @@ def runs_table_sql(engine: Any, name_of: dict[str, str], status: str | None,
         runs = pd.read_sql_query(text(
             "SELECT run_uuid AS run_id, experiment_id, status, start_time, end_time FROM runs "
             f"WHERE run_uuid IN ({chosen})"), conn, params=bind)
-        long = {kind: pd.read_sql_query(text(
-            f"SELECT run_uuid, key, value{', is_nan' if kind == 'metric' else ''} FROM {table} "
+        long = {field: pd.read_sql_query(text(
+            f"SELECT run_uuid, key, value{', is_nan' if field == 'metric' else ''} FROM {table} "
             f"WHERE run_uuid IN ({chosen})"), conn, params=bind)
-            for kind, table in (("param", "params"), ("tag", "tags"),
+            for field, table in (("param", "params"), ("tag", "tags"),
                                 ("metric", "latest_metrics"))}
     metrics = long["metric"]
     metrics.loc[metrics["is_nan"].astype(bool), "value"] = float("nan")
     wide = [runs.set_index("run_id")]
-    for kind in ("param", "tag", "metric"):
-        table = long[kind].pivot(index="run_uuid", columns="key", values="value")
-        wide.append(table.rename(columns=lambda k, kind=kind: f"{kind}.{k}"))
+    for field in ("param", "tag", "metric"):
+        table = long[field].pivot(index="run_uuid", columns="key", values="value")
+        wide.append(table.rename(columns=lambda k, field=field: f"{field}.{k}"))
     frame = pd.concat(wide, axis=1, join="outer").loc[runs["run_id"]].reset_index(
         names="run_id")
     frame["experiment"] = frame["experiment_id"].astype(str).map(name_of)

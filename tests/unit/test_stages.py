@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ from runners.config.schema import MachineConfig
 from runners.stages.base import MARKER, StageError, StageResult
 from runners.stages.env import fix_activate, spec_hash, stage_env
 from runners.stages.launch import launch_prefix
-from runners.stages.measure import host_snapshot, run_measured, tail
+from runners.stages.measure import host_snapshot, kill_tree, run_measured, tail
 from runners.stages.results import ResultParseError, parse_line, parse_output
 from runners.stages.warmup import import_code, parse_strace_summary
 from runners.tracking.store import flatten
@@ -134,6 +136,14 @@ def test_run_measured_kills_the_whole_tree_on_timeout(tmp_path: Path) -> None:
     grandchild = int((tmp_path / "o").read_text().split()[0])
     time.sleep(0.2)
     assert not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == "zombie"
+
+
+def test_killing_a_tree_leaves_the_exit_status_to_the_popen_that_waits_for_it() -> None:
+    # run_measured's timer kills while Popen.wait() waits: had the kill collected the
+    # status, a timed-out trial would be recorded with return code 0.
+    popen = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    kill_tree(popen.pid, grace_s=5, reap=False)
+    assert popen.wait(timeout=10) == -signal.SIGTERM
 
 
 def test_tail_keeps_undecodable_bytes(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from omegaconf import OmegaConf
 from runners.run import reap
 from runners.run.progress import Progress
 from runners.sweep import jobs as sw
-from runners.sweep.sweep import LogRouter
+from runners.sweep import sweep as sweep_module
+from runners.sweep.sweep import LogRouter, Sweep
 from runners.tracking import driver
 from runners.tracking.tracker import Tracker
 from tests.support import Store
@@ -80,6 +81,31 @@ def test_log_records_of_each_job_thread_go_to_its_own_file(tmp_path: Path) -> No
         assert f"hello from {n}" in (tmp_path / f"{n}.log").read_text()
         assert "driver" not in (tmp_path / f"{n}.log").read_text()
     assert "from the driver" in (tmp_path / "sweep.log").read_text()
+
+
+def test_a_jobs_log_file_is_opened_in_the_main_thread_before_its_thread_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Hydra's log set-up for the next job, in the main thread, flushes every handler; one
+    # that a job thread was still making had no stream yet and failed the sweep.
+    router = LogRouter(tmp_path)
+    one = job(0, ["bench.trials=1"])
+    sweep = Sweep([one], None, None, None, "parent", "tag", {}, router)  # type: ignore[arg-type]
+    made: list[tuple[str, list[str], str]] = []
+
+    class Held:
+        """A thread that is made but not started: what the main thread did before it."""
+
+        def __init__(self, **kw: object) -> None:
+            made.append((str(kw["name"]), list(router.files), threading.current_thread().name))
+
+        def start(self) -> None:
+            pass
+
+    monkeypatch.setattr(sweep_module.threading, "Thread", Held)
+    (tmp_path / "0").mkdir()          # Hydra's run_job makes it before the task runs
+    sweep.start(one, one.task, tmp_path / "0")
+    assert made == [("job-0", ["job-0"], threading.current_thread().name)]
+    router.close()
 
 
 def test_the_sweep_progress_line_counts_jobs() -> None:
