@@ -14,6 +14,7 @@ from parsl.providers.base import ExecutionProvider
 
 from parsl_configs.python_path import ensure_python_on_path
 from runners.config.schema import MachineConfig
+from runners.stages.launch import per_node_prefix
 
 
 def walltime(minutes: int) -> str:
@@ -35,7 +36,13 @@ def directives(machine: MachineConfig, fs_name: str | None, prefix: str) -> str:
     """
     lines = [ln.strip() for ln in str(machine.scheduler_options or "").splitlines() if ln.strip()]
     if fs_name and fs_name in machine.filesystems:
-        lines += [str(d) for d in machine.filesystems[fs_name].directives]
+        fs = machine.filesystems[fs_name]
+        lines += [str(d) for d in fs.directives]
+        per_node = per_node_prefix(machine) if fs.scope == "node" else None
+        if per_node:      # a note for whoever reads the script: the first task stages
+            lines.append(f"# bench: fs={fs_name} is node-local: the environment is staged "
+                         f"on each of the {machine.nodes} nodes, in parallel, by "
+                         f"'{' '.join(per_node)} python -m runners.stages.node_copy'")
     return "\n".join(ln if ln.startswith("#") else f"{prefix} {ln}" for ln in lines)
 
 

@@ -16,9 +16,15 @@ down() { echo "Slurm cluster is DOWN: $*"; exit 1; }
 [[ -f $SLURM_CONF ]] || down "no $SLURM_CONF (run cluster/slurm/start.sh)"
 # Local checks first: they are instant, while sinfo against a dead slurmctld retries for
 # seconds, and a just-killed slurmd still looks idle to slurmctld for SlurmdTimeout.
-for d in munged:$S/munge/munged.pid slurmctld:$S/run/slurmctld.pid slurmd:$S/run/slurmd.pid; do
+for d in munged:$S/munge/munged.pid slurmctld:$S/run/slurmctld.pid; do
   pid_alive "${d%%:*}" "${d#*:}" || down "${d%%:*} is not running (run cluster/slurm/start.sh)"
 done
+# One slurmd per node: slurmd.pid (one node) or slurmd.nodeK.pid (start.sh --nodes N).
+want=$(cat "$S/nodes" 2>/dev/null || echo 1) alive=0
+for f in "$S"/run/slurmd.pid "$S"/run/slurmd.*.pid; do
+  pid_alive slurmd "$f" && alive=$((alive + 1))
+done
+((alive == want)) || down "$alive of $want slurmd running (run cluster/slurm/start.sh)"
 nodes=$(timeout 10 sinfo -h -N -o '%N %T %C %E' 2>&1) ||
   down "slurmctld does not answer: ${nodes//$'\n'/ }"
 
@@ -30,3 +36,4 @@ while read -r node state cpus reason; do
   [[ $state =~ ^(idle|mixed|allocated|completing|planned)$ ]] || usable=0
 done <<<"$nodes"
 ((usable)) || down "node not usable (state above)"
+echo "Slurm cluster is up: $(wc -l <<<"$nodes") node(s) usable"

@@ -62,11 +62,11 @@ if pid_alive slurmctld "$RUN/slurmctld.pid"; then
   fi
 fi
 
-# our_stepds: slurmstepd processes of this cluster (they write to our slurmd.log).
+# our_stepds: slurmstepd processes of this cluster (they write to our slurmd*.log).
 our_stepds() {
   local p
   for p in $(pgrep -x slurmstepd || true); do
-    if [[ -n $(find "/proc/$p/fd" -lname "$S/log/slurmd.log" -print -quit 2>/dev/null) ]]; then
+    if [[ -n $(find "/proc/$p/fd" -lname "$S/log/slurmd*.log" -print -quit 2>/dev/null) ]]; then
       echo "$p"
     fi
   done
@@ -97,7 +97,11 @@ done
 
 # 2. Daemons, in parallel where possible; munged last, the others talk through it.
 # slurmdbd after slurmctld, which sends it its last job records while shutting down.
-term slurmd "$RUN/slurmd.pid"
+# Every node's slurmd (one, or node1..nodeN each in its own namespaces: those namespaces
+# and their /dev/shm mounts end with their last process).
+for f in "$RUN"/slurmd.pid "$RUN"/slurmd.*.pid; do
+  [[ -e $f ]] && term slurmd "$f"
+done
 term slurmctld "$RUN/slurmctld.pid"
 reap
 term slurmdbd "$RUN/slurmdbd.pid"
@@ -105,7 +109,7 @@ reap
 term mariadbd "$RUN/mariadbd.pid"
 term munged "$S/munge/munged.pid"
 reap
-rm -f "$S/accounting" "$S/munge/munged.sock" "$RUN/mysqld.sock"
+rm -f "$S/nodes" "$S/accounting" "$S/munge/munged.sock" "$RUN/mysqld.sock"
 
 if ((${#stopped[@]})); then
   echo "Slurm cluster stopped (${stopped[*]})"

@@ -154,7 +154,7 @@ class CobaltProvider(ClusterProvider, RepresentationMixin):
         options += [f"--attrs {attrs.strip()}"] if attrs.strip() else []
         lines = [f"#COBALT {option}" for option in options + [f"-O {output_prefix}"]]
         for line in filter(str.strip, self.scheduler_options.splitlines()):
-            if not line.startswith("#COBALT "):
+            if not line.startswith(("#COBALT ", "# bench:")):      # our notes come last
                 logger.warning("scheduler_options line %r ends Cobalt's directive block", line)
             lines.append(line.rstrip())
         return "\n".join(lines)

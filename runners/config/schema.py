@@ -13,6 +13,8 @@ from typing import Any, Optional
 from omegaconf import MISSING
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+#: Who sees a filesystem's files: each node its own, or every node the same.
+SCOPES = ("node", "shared")
 
 
 @dataclass
@@ -21,9 +23,13 @@ class FilesystemConfig:
 
     ``path`` is the root under which environments are staged; it may name an
     environment variable that exists only inside a job (e.g. ``$DW_JOB_STRIPED``).
+    ``scope`` says who sees it: ``node`` (each node has its own, e.g. tmpfs or a node's
+    NVMe: an environment is staged on every node of the allocation) or ``shared`` (every
+    node sees the same files: staged once).
     """
 
     path: str = MISSING
+    scope: str = "shared"
     supported: bool = True
     note: str = ""
     image: str = ""

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from parsl_configs.scheduler import names, scheduler
 from runners.config.checks import as_int
+from runners.config.schema import SCOPES
 from runners.errors import ConfigError
 from runners.kinds.base import Kind
 from runners.kinds.registry import kind_of
@@ -66,6 +67,10 @@ def validate_machine(cfg: DictConfig) -> None:
                           f"machine.filesystems.{fs.name}.image=<image> to use it, or pick one "
                           f"of: {', '.join(n for n in offered if machine.filesystems[n].supported)}"
                           )
+    if fsc.scope not in SCOPES:
+        raise ConfigError(f"machine.filesystems.{fs.name}.scope={fsc.scope!r} is unknown; "
+                          f"valid: {', '.join(SCOPES)} (node: each node has its own copy, "
+                          "e.g. tmpfs; shared: every node sees the same files)")
     if machine.constraints and machine.constraint not in machine.constraints:
         raise ConfigError(f"machine.constraint={machine.constraint!r} is not offered by "
                           f"machine={machine.name}; valid: {', '.join(machine.constraints)}")

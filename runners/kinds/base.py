@@ -39,7 +39,7 @@ from omegaconf import DictConfig
 from runners.config.schema import BenchConfig
 from runners.stages.base import StageResult
 from runners.stages.env import build_env, stage_env
-from runners.stages.launch import launch_prefix
+from runners.stages.launch import launch_prefix, per_node_prefix
 from runners.stages.trial import TrialCommand
 
 #: The benchmark programs that run on the machine.
@@ -149,11 +149,17 @@ class Kind:
                                     str(logs / "env"))
             prepared.waits.append(("env", prepared.ready))
         if self.staged:
-            prepared.ready = submit(stage_env, prepared.ready,
-                                    str(machine.filesystems[self.cfg.fs.name].path),
-                                    str(logs / "stage"))
+            fs = machine.filesystems[self.cfg.fs.name]
+            prepared.ready = submit(stage_env, prepared.ready, str(fs.path), str(logs / "stage"),
+                                    float(self.bench.timeout_s), self.per_node())
             prepared.waits.append(("stage", prepared.ready))
         return prepared
+
+    def per_node(self) -> list[str] | None:
+        """The launch prefix of one task per node when the chosen filesystem is node-local
+        and the allocation has several nodes (staging and warm-up then run on each)."""
+        scope = self.cfg.machine.filesystems[self.cfg.fs.name].scope
+        return per_node_prefix(self.cfg.machine) if scope == "node" else None
 
     def launch(self, ranks: int, env_dir: str) -> list[str]:
         """The machine's MPI launch line for ``ranks`` ranks."""
@@ -215,10 +221,17 @@ class Kind:
                          f"<name>-<hash> (python -m venv --copies; pip install <packages>"
                          f"{unpack}), reused when cached")
         if self.staged:
-            fs_root = self.cfg.machine.filesystems[self.cfg.fs.name].path
-            lines.append(f"stage   rsync -a --delete --exclude '*.pyc' <env>/ {fs_root}/"
-                         "<name>-<hash>/ (skipped when current); rewrite VIRTUAL_ENV in "
-                         "bin/activate")
+            fs = self.cfg.machine.filesystems[self.cfg.fs.name]
+            copy = (f"rsync -a --delete --exclude '*.pyc' <env>/ {fs.path}/<name>-<hash>/ "
+                    "(skipped when current); rewrite VIRTUAL_ENV in bin/activate")
+            per_node = self.per_node()
+            if per_node:
+                lines.append(f"stage   on each of the {self.cfg.machine.nodes} nodes "
+                             f"(fs={self.cfg.fs.name} is node-local), in parallel: "
+                             f"{' '.join(per_node)} python -m runners.stages.node_copy: {copy}")
+            else:
+                where = "once (node-local, one node)" if fs.scope == "node" else "once (shared)"
+                lines.append(f"stage   {where}: {copy}")
         return lines
 
 

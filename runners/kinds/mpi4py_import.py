@@ -100,8 +100,10 @@ class Mpi4pyImport(Kind):
 
     def plan(self, out_dir: Path) -> list[str]:
         """env, stage and the warm-up import."""
+        per_node = self.per_node()
+        where = f"on each node ({' '.join(per_node)}) " if per_node else ""
         return [*super().plan(out_dir),
-                f"warmup  <env>/bin/python -c 'import {', '.join(self.bench.packages)}'"
+                f"warmup  {where}<env>/bin/python -c 'import {', '.join(self.bench.packages)}'"
                 " (+ strace -f -c when available)"]
 
 

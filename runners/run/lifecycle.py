@@ -54,6 +54,12 @@ def config_hash(resolved: dict[str, Any], kind: Kind) -> str:
     stable = {k: v for k, v in resolved.items() if k not in VOLATILE_KEYS}
     if isinstance(stable.get("bench"), dict):
         stable["bench"] = kind.hashed(stable["bench"])
+    machine = stable.get("machine")
+    if isinstance(machine, dict) and isinstance(machine.get("filesystems"), dict):
+        # A filesystem's scope (added later) describes it; it does not change what is run.
+        stable["machine"] = dict(machine, filesystems={
+            name: {k: v for k, v in fs.items() if k != "scope"} if isinstance(fs, dict) else fs
+            for name, fs in machine["filesystems"].items()})
     return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from runners.stages.base import FREEZE, MARKER, StageError, StageResult, check_exit, log_paths
-from runners.stages.measure import run_measured
+from runners.stages.measure import run_measured, tail
+from runners.stages.node_copy import copy_here
 
 
 def spec_hash(spec_text: str) -> str:
@@ -105,18 +105,6 @@ def unpack_source(env_dir: Path, name: str, log_dir: str, timeout_s: float) -> P
     return dest
 
 
-def fix_activate(env_dir: Path) -> None:
-    """Point the activate scripts' ``VIRTUAL_ENV`` at the environment's current location."""
-    rules = {"activate": (r'^VIRTUAL_ENV=.*$', f'VIRTUAL_ENV="{env_dir}"'),
-             "activate.csh": (r'^setenv VIRTUAL_ENV .*$', f'setenv VIRTUAL_ENV "{env_dir}"'),
-             "activate.fish": (r'^set -gx VIRTUAL_ENV .*$', f'set -gx VIRTUAL_ENV "{env_dir}"')}
-    for name, (pattern, line) in rules.items():
-        script = env_dir / "bin" / name
-        if script.is_file():
-            text = re.sub(pattern, line.replace("\\", "\\\\"), script.read_text(), flags=re.M)
-            script.write_text(text)
-
-
 def resolve_fs_path(path: str) -> str:
     """Expand ``$VARS`` and ``~`` in a filesystem root; fail clearly when one is unset."""
     expanded = os.path.expanduser(os.path.expandvars(path))
@@ -126,12 +114,27 @@ def resolve_fs_path(path: str) -> str:
     return expanded
 
 
-def stage_env(env: StageResult, fs_root: str, log_dir: str,
-              timeout_s: float = 1800.0) -> StageResult:
-    """Copy the environment onto the chosen filesystem with rsync (skip when current).
+def stage_env(env: StageResult, fs_root: str, log_dir: str, timeout_s: float = 1800.0,
+              per_node: list[str] | None = None) -> StageResult:
+    """Copy the environment onto the chosen filesystem (rsync; skipped where current).
 
-    ``*.pyc`` files are not copied; the activate script is rewritten for the new place.
-    Staging onto the directory it was built in is a no-op.
+    Parameters
+    ----------
+    env : StageResult
+        The built environment (``data["env_dir"]``).
+    fs_root : str
+        The filesystem's root (``$VARS`` expanded on the node).
+    log_dir : str
+        Where the logs go.
+    timeout_s : float
+        Limit of the copy (of all nodes' copies together).
+    per_node : list of str, optional
+        For a node-local filesystem on several nodes: the launch prefix that starts one
+        task on each node of the allocation (:func:`runners.stages.launch.per_node_prefix`).
+        Every node copies in parallel and is timed on its own (``stage.node.<host>_s``,
+        with ``stage.node.max_s`` and ``stage.node.min_s``).  Without it, this node copies.
+
+    Staging onto the directory the environment was built in is a no-op.
     """
     t0 = time.perf_counter()
     src = Path(env.data["env_dir"])
@@ -139,21 +142,41 @@ def stage_env(env: StageResult, fs_root: str, log_dir: str,
     if dst.resolve() == src.resolve():
         return StageResult("stage", time.perf_counter() - t0, {"stage.copied": 0.0},
                            {"stage.mode": "in-place"}, [], {"env_dir": str(src)})
-    if (dst / MARKER).is_file() and (dst / MARKER).read_text() == (src / MARKER).read_text():
-        return StageResult("stage", time.perf_counter() - t0, {"stage.copied": 0.0},
-                           {"stage.mode": "current"}, [], {"env_dir": str(dst)})
-    if shutil.which("rsync") is None:
-        raise StageError("stage", "error", "rsync is not installed on this node "
-                         "(Debian: apt-get install rsync)")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    (dst / MARKER).unlink(missing_ok=True)
-    out, err = log_paths(log_dir, "stage")
-    argv = ["rsync", "-a", "--delete", "--exclude", "*.pyc", "--exclude", MARKER,
-            f"{src}/", f"{dst}/"]
+    if per_node:
+        return stage_on_every_node(src, dst, per_node, log_dir, timeout_s)
+    done = copy_here(src, dst, log_dir, timeout_s)
+    metrics = {"stage.copied": float(done["mode"] == "rsync")}
+    if done["mode"] == "rsync":
+        metrics["stage.rsync_s"] = done["seconds"]
+    return StageResult("stage", time.perf_counter() - t0, metrics, {"stage.mode": done["mode"]},
+                       done["logs"], {"env_dir": str(dst)})
+
+
+def stage_on_every_node(src: Path, dst: Path, per_node: list[str], log_dir: str,
+                        timeout_s: float) -> StageResult:
+    """One copy task per node through ``per_node`` (in parallel); each node's report
+    becomes ``stage.node.<host>_s``.  A node that did not report fails the stage."""
+    t0 = time.perf_counter()
+    out, err = log_paths(log_dir, "stage.nodes")
+    argv = [*per_node, sys.executable, "-m", "runners.stages.node_copy", str(src), str(dst),
+            log_dir, str(timeout_s)]
     m = run_measured(argv, out, err, timeout_s, snapshot=False)
-    check_exit(m, "stage", "rsync")
-    fix_activate(dst)
-    shutil.copy2(src / MARKER, dst / MARKER)
-    return StageResult("stage", time.perf_counter() - t0,
-                       {"stage.copied": 1.0, "stage.rsync_s": m.wall_s}, {"stage.mode": "rsync"},
-                       [str(out), str(err)], {"env_dir": str(dst)})
+    reports = [json.loads(line) for line in Path(out).read_text().splitlines()
+               if line.startswith("{")]
+    failed = [f"{r['host']}: {r['error']}" for r in reports if "error" in r]
+    if failed or m.timed_out or m.returncode != 0:
+        why = "; ".join(failed) or f"{' '.join(per_node)} exited {m.returncode}: {tail(err)}"
+        raise StageError("stage", "timeout" if m.timed_out else "error",
+                         f"staging onto every node failed: {why}", [str(out), str(err)])
+    seconds = {str(r["host"]): float(r["seconds"]) for r in reports}
+    metrics = {f"stage.node.{host}_s": s for host, s in sorted(seconds.items())}
+    metrics.update({"stage.node.max_s": max(seconds.values()),
+                    "stage.node.min_s": min(seconds.values()),
+                    "stage.nodes": float(len(seconds)),
+                    "stage.copied": float(sum(r["mode"] == "rsync" for r in reports))})
+    modes = sorted({str(r["mode"]) for r in reports})
+    logs = [str(out), str(err), *(log for r in reports for log in r["logs"])]
+    return StageResult("stage", time.perf_counter() - t0, metrics,
+                       {"stage.mode": "per-node " + "+".join(modes),
+                        "stage.hosts": ",".join(sorted(seconds))}, logs,
+                       {"env_dir": str(dst), "per_node": list(per_node)})

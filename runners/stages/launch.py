@@ -34,7 +34,29 @@ def launch_prefix(machine: MachineConfig, ranks: int, env_dir: str) -> list[str]
         exe = str(machine.mpiexec).replace("{env}", env_dir)
         return [exe, "-n", str(ranks), *extra]
     if machine.launcher == "srun":
-        return ["srun", "--mpi=pmi2", "-N", str(nodes), "-n", str(ranks), *extra]
+        # A rank that cannot start (e.g. its node lacks the environment) ends the whole
+        # step at once: without it, the other ranks wait in MPI start-up until the timeout.
+        return ["srun", "--mpi=pmi2", "--kill-on-bad-exit=1", "-N", str(nodes), "-n",
+                str(ranks), *extra]
     if machine.launcher == "aprun":
         return ["aprun", "-n", str(ranks), "-N", str(min(ranks, per_node)), *extra]
     raise ValueError(f"machine {machine.name!r} has no MPI launcher (launcher={machine.launcher})")
+
+
+def per_node_prefix(machine: MachineConfig) -> list[str] | None:
+    """The argv prefix that starts one task on each node of the allocation, or None when
+    there is one node (the worker's own node is the only one: no launcher needed).
+
+    Used to stage an environment onto a node-local filesystem and to warm it up on every
+    node.  ``srun``: one task per node, no MPI; ``aprun``: ``-N 1``; ``mpiexec``: ``--ppn 1``
+    (MPICH's Hydra and Cray PALS, as on Polaris).
+    """
+    nodes = int(machine.nodes)
+    if nodes <= 1 or machine.launcher == "none":
+        return None
+    if machine.launcher == "srun":
+        return ["srun", "--mpi=none", "--kill-on-bad-exit=1", "-N", str(nodes), "-n", str(nodes),
+                "--ntasks-per-node=1"]
+    if machine.launcher == "aprun":
+        return ["aprun", "-n", str(nodes), "-N", "1"]
+    return [str(machine.mpiexec), "-n", str(nodes), "--ppn", "1"]

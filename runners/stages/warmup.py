@@ -52,19 +52,28 @@ def warmup(staged: StageResult, packages: list[str], log_dir: str, use_strace: b
            timeout_s: float = 600.0) -> StageResult:
     """Import the package suite once from one process (writes bytecode), then count syscalls.
 
+    Where the environment was staged on every node (``staged.data["per_node"]``), the
+    import runs once on each node.
+
     An import that fails is a ``sanity`` failure.  Where ``strace`` is missing or not
     permitted, the counts are skipped and a tag says why.
     """
     t0 = time.perf_counter()
     python = str(Path(staged.data["env_dir"]) / "bin" / "python")
     out, err = log_paths(log_dir, "warmup")
-    m = run_measured([python, "-c", import_code(packages)], out, err, timeout_s, snapshot=False)
+    # On a node-local filesystem staged on several nodes, every node imports (each has
+    # its own copy, so its own bytecode); the syscall count is the lead node's.
+    per_node = list(staged.data.get("per_node") or [])
+    m = run_measured([*per_node, python, "-c", import_code(packages)], out, err, timeout_s,
+                     snapshot=False)
     if m.timed_out or m.returncode != 0:
         kind = "timeout" if m.timed_out else "sanity"
         raise StageError("warmup", kind, f"importing {', '.join(packages)} with {python} failed: "
                          f"{tail(err)}", [str(out), str(err)])
     metrics = {"warmup.import_s": m.wall_s}
-    tags = {"warmup.module_files": read_text(out, 4096).strip()}
+    tags = {"warmup.module_files": (read_text(out, 4096).strip().splitlines() or [""])[0]}
+    if per_node:
+        tags["warmup.nodes"] = " ".join(per_node)
     logs = [str(out), str(err)]
     strace = shutil.which("strace")
     if not use_strace:

@@ -93,6 +93,59 @@ def test_machine_fs_combination(machine: str, fs: str) -> None:
     check_golden(SUBMIT / f"{machine}__{fs}.txt", text)
 
 
+#: Machines with batch scripts and their node-local filesystems, on 4 nodes.
+NODE_LOCAL = sorted((m, fs) for m in MACHINES for fs, spec in offered(m).items()
+                    if spec.get("scope") == "node" and m not in ("local", "kind"))
+
+
+def test_every_filesystem_of_every_machine_says_its_scope() -> None:
+    """tmpfs and node NVMe are node-local; the rest shared; no YAML leaves it out."""
+    scopes = {(m, fs): spec.get("scope") for m in MACHINES for fs, spec in offered(m).items()}
+    assert all(s in ("node", "shared") for s in scopes.values()), scopes
+    assert all(scopes[m, "tmpfs"] == "node" for m in MACHINES if (m, "tmpfs") in scopes)
+    assert scopes["polaris", "scratch"] == "node" and scopes["cori", "scratch"] == "shared"
+    assert scopes["cori", "datawarp"] == "shared" and scopes["cori", "common"] == "shared"
+
+
+def test_a_scope_that_is_neither_is_refused_with_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match=r"scope='nodes' is unknown; valid: node, shared"):
+        validate(make("machine=cori", "fs=tmpfs", "machine.filesystems.tmpfs.scope=nodes"))
+
+
+@pytest.mark.parametrize(("machine", "fs"), NODE_LOCAL)
+def test_a_node_local_filesystem_on_four_nodes_is_staged_on_each(machine: str, fs: str) -> None:
+    """The batch script and the dry run say the environment is staged on every node."""
+    cfg = make(f"machine={machine}", f"fs={fs}", "bench=mpi4py_import", "machine.nodes=4",
+               "bench.ranks=2")
+    kind = validate(cfg)
+    text = normalise(render(cfg.machine, fs).text)
+    check_golden(SUBMIT / f"{machine}__{fs}__4nodes.txt", text)
+    assert "staged on each of the 4 nodes" in text
+    plan = "\n".join(kind.plan(Path("/out")))
+    assert "stage   on each of the 4 nodes" in plan and "warmup  on each node" in plan
+    one = validate(make(f"machine={machine}", f"fs={fs}", "bench=mpi4py_import",
+                        "machine.nodes=1", "bench.ranks=1"))
+    assert "stage   once (node-local, one node)" in "\n".join(one.plan(Path("/out")))
+
+
+def test_a_shared_filesystem_is_staged_once_whatever_the_nodes() -> None:
+    cfg = make("machine=cori", "fs=scratch", "bench=mpi4py_import", "machine.nodes=4")
+    plan = "\n".join(validate(cfg).plan(Path("/out")))
+    assert "stage   once (shared)" in plan and "each node" not in plan
+    assert "staged on each" not in render(cfg.machine, "scratch").text
+
+
+def test_per_node_prefix_of_each_launcher() -> None:
+    from runners.stages.launch import per_node_prefix
+
+    assert per_node_prefix(make("machine=cori", "machine.nodes=4").machine) == [
+        "srun", "--mpi=none", "--kill-on-bad-exit=1", "-N", "4", "-n", "4", "--ntasks-per-node=1"]
+    assert per_node_prefix(make("machine=theta").machine) == ["aprun", "-n", "2", "-N", "1"]
+    assert per_node_prefix(make("machine=polaris", "machine.nodes=3").machine) == [
+        "mpiexec", "-n", "3", "--ppn", "1"]
+    assert per_node_prefix(make("machine=cori").machine) is None
+
+
 def test_datawarp_adds_the_jobdw_directive_only_for_datawarp() -> None:
     with_dw = render(make("machine=cori", "fs=datawarp").machine, "datawarp").text
     without = render(make("machine=cori", "fs=scratch").machine, "scratch").text
@@ -135,7 +188,8 @@ def test_launchers_per_machine() -> None:
         kind = validate(make(f"machine={machine}", "bench.ranks=4"))
         return list(kind.commands("/e")[0].argv[:9])
 
-    assert argv("cori")[:6] == ["srun", "--mpi=pmi2", "-N", "1", "-n", "4"]
+    assert argv("cori")[:7] == ["srun", "--mpi=pmi2", "--kill-on-bad-exit=1", "-N", "1", "-n",
+                                "4"]
     assert argv("theta")[:5] == ["aprun", "-n", "4", "-N", "4"]
     assert argv("polaris")[:9] == ["mpiexec", "-n", "4", "--ppn", "4", "--depth", "1",
                                    "--cpu-bind", "depth"]

@@ -15,9 +15,10 @@ import pytest
 
 from runners.config.schema import MachineConfig
 from runners.stages.base import MARKER, StageError, StageResult
-from runners.stages.env import fix_activate, spec_hash, stage_env
+from runners.stages.env import spec_hash, stage_env
 from runners.stages.launch import launch_prefix
 from runners.stages.measure import host_snapshot, kill_tree, run_measured, tail
+from runners.stages.node_copy import fix_activate
 from runners.stages.results import ResultParseError, parse_line, parse_output
 from runners.stages.warmup import import_code, parse_strace_summary
 from runners.tracking.store import flatten
@@ -188,7 +189,8 @@ def test_launch_prefix_per_launcher() -> None:
                       mpiexec="{env}/bin/mpiexec")
     assert launch_prefix(m, 2, "/e") == ["/e/bin/mpiexec", "-n", "2"]
     m.launcher, m.nodes = "srun", 4
-    assert launch_prefix(m, 6, "/e") == ["srun", "--mpi=pmi2", "-N", "2", "-n", "6"]
+    assert launch_prefix(m, 6, "/e") == ["srun", "--mpi=pmi2", "--kill-on-bad-exit=1", "-N", "2",
+                                         "-n", "6"]
     m.launcher = "aprun"
     assert launch_prefix(m, 6, "/e") == ["aprun", "-n", "6", "-N", "4"]
 
