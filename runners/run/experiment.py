@@ -13,6 +13,8 @@ import psutil
 from omegaconf import DictConfig
 
 from runners.config.validate import preflight, validate
+from runners.run.dfk import start as dfk_start
+from runners.run.dfk import stop as dfk_stop
 from runners.run.lifecycle import (
     close_run,
     experiment_name,
@@ -59,12 +61,10 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     dfk, parsl_error = None, None
     if not kind.own_parsl:
         try:
-            from parsl.dataflow.dflow import DataFlowKernel
-
             import parsl_configs
 
-            dfk = DataFlowKernel(parsl_configs.build(cfg.machine, str(out_dir / "runinfo"),
-                                                     cfg.fs.name))
+            dfk = dfk_start(parsl_configs.build(cfg.machine, str(out_dir / "runinfo"),
+                                                cfg.fs.name))
         except Exception as exc:
             parsl_error = exc
     log.info("parsl started")
@@ -78,7 +78,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         summary = close_run(cfg, kind, dfk, tracker, run_id, out_dir, parsl_error)
     finally:
         if dfk is not None:
-            dfk.cleanup()
+            dfk_stop(dfk)
         log.info("parsl stopped")
     from runners.run.summary import print_summary
 

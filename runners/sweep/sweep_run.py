@@ -14,6 +14,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from runners.errors import ConfigError, RunFailed
+from runners.run.dfk import start as dfk_start
+from runners.run.dfk import stop as dfk_stop
 from runners.run.lifecycle import (
     config_hash,
     experiment_name,
@@ -128,13 +130,11 @@ class SweepRun:
         if not targets:
             return None, None
         try:
-            from parsl.dataflow.dflow import DataFlowKernel
-
             import parsl_configs
 
             config = parsl_configs.build_many(list(targets.values()),
                                               str(self.sweep_dir / "runinfo"))
-            return DataFlowKernel(config), None
+            return dfk_start(config), None
         except Exception as exc:
             return None, exc
 
@@ -202,7 +202,7 @@ class SweepRun:
             raise
         finally:
             if sweep.dfk is not None:
-                sweep.dfk.cleanup()
+                dfk_stop(sweep.dfk)
         self._close_parent(sweep, time.monotonic() - t0)
         return self._returns(returns)
 
