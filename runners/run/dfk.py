@@ -40,7 +40,8 @@ def stop(dfk: DataFlowKernel) -> None:
     """``dfk.cleanup()``, also when an executor's interchange has died: its blocks (local
     worker pools, batch jobs) are cancelled here first and the executor marked bad, so
     Parsl does not ask the dead interchange anything."""
-    for executor in dfk.executors.values():
+    executor: Any
+    for executor in dfk.executors.values():     # the status-handling executors (HTEX)
         proc: Any = getattr(executor, "interchange_proc", None)
         if proc is None or proc.poll() is None or executor.bad_state_is_set:
             continue
