@@ -5,7 +5,8 @@ takes here, with its budget, all in one run.
   (idempotent: it only checks); budget 1 s.
 * ``sbatch round trip``: ``sbatch --wrap 'sleep 1'`` until the job left the queue; 10 s.
 * ``run.py, Slurm down``: a run on ``machine=docker-slurm`` with the cluster stopped, to
-  its FAILED ``scheduler`` error (bounded by the provider's command timeout); 90 s.
+  its one-line exit 2 (``sinfo`` cannot reach the controller; bounded by the machine's
+  command timeout); 90 s.
 * ``detect_steps, 2,000 points``: the penalized step fit of a 2,000-point series; 5 s.
 * ``hung qstat``: ``CobaltProvider.status`` against a ``qstat`` that hangs, with
   ``cmd_timeout=1``; 15 s.
@@ -67,7 +68,7 @@ def sbatch_round_trip(env: dict[str, str]) -> None:
 
 
 def slurm_down_run(tmp: str) -> None:
-    """run.py on docker-slurm while the cluster is stopped: must end FAILED quickly."""
+    """run.py on docker-slurm while the cluster is stopped: one line, exit 2, no run."""
     subprocess.run(["bash", str(SLURM / "stop.sh")], check=True, capture_output=True)
     try:
         proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "machine=docker-slurm",
@@ -76,7 +77,7 @@ def slurm_down_run(tmp: str) -> None:
                                f"tracking.artifact_root={tmp}/down-a", f"hydra.run.dir={tmp}/d"],
                               capture_output=True, text=True, timeout=600, cwd=tmp,
                               env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
-        assert proc.returncode == 1 and "scheduler" in proc.stderr, proc.stderr[-500:]
+        assert proc.returncode == 2 and "controller" in proc.stderr, proc.stderr[-500:]
     finally:
         subprocess.run(["bash", str(SLURM / "start.sh")], check=True, capture_output=True)
 
@@ -143,7 +144,7 @@ def main() -> None:
              lambda: subprocess.run(["bash", str(SLURM / "start.sh")], check=True,
                                     capture_output=True)),
             ("sbatch round trip (sleep 1)", 10.0, lambda: sbatch_round_trip(env)),
-            ("run.py with Slurm down, to FAILED", 90.0, lambda: slurm_down_run(tmp)),
+            ("run.py with Slurm down, to its exit 2", 90.0, lambda: slurm_down_run(tmp)),
         ]
     rows = []
     try:

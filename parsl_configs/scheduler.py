@@ -62,6 +62,10 @@ class Scheduler:
     diagnose : callable, optional
         ``diagnose(executor)``: ``(failure kind, reason)`` when the scheduler says why a
         block died (e.g. Slurm's walltime), else None.
+    check : callable, optional
+        ``check(machine)``: one line saying why a real run cannot be submitted (the
+        scheduler does not answer; more nodes asked for than there are), else None.  Run
+        before any run is opened.
     """
 
     name: str
@@ -73,6 +77,7 @@ class Scheduler:
     reply: Callable[[str], Reply] | None = None
     render: Callable[[Any, str | None], Submission] | None = None
     diagnose: Callable[[Any], tuple[str, str] | None] | None = None
+    check: Callable[[Any], str | None] | None = None
 
 
 @cache

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +77,42 @@ def child_env() -> dict[str, str]:
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.pop("HYDRA_FULL_ERROR", None)
     return env
+
+
+SLURM = ROOT / "cluster" / "slurm"
+
+
+def slurm_state_dir() -> Path:
+    """The local Slurm cluster's state directory (``cluster/slurm/env.sh``)."""
+    out = subprocess.run(["bash", "-c", f". {SLURM}/env.sh && echo $BENCH_SLURM_DIR"],
+                         capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
+@contextlib.contextmanager
+def slurm_cluster(nodes: int) -> Iterator[str]:
+    """The local Slurm cluster with ``nodes`` nodes for a tier of tests; afterwards as it was
+    (stopped if it was not up; a developer's own cluster back to its node count).
+
+    A cluster that cannot start fails the tier (never skips it).  Yields start.sh's output.
+    """
+    was_up = subprocess.run(["bash", str(SLURM / "status.sh")], capture_output=True,
+                            timeout=60, check=False).returncode == 0
+    count = slurm_state_dir() / "nodes"
+    before = count.read_text().strip() if was_up and count.is_file() else "1"
+    start = subprocess.run(["bash", str(SLURM / "start.sh"), "--nodes", str(nodes)],
+                           capture_output=True, text=True, timeout=600, check=False)
+    if start.returncode != 0:
+        pytest.fail(f"cluster/slurm/start.sh --nodes {nodes} failed:\n{start.stdout}\n"
+                    f"{start.stderr}")
+    try:
+        yield start.stdout
+    finally:
+        argv = [str(SLURM / "start.sh"), "--nodes", before] if was_up else [
+            str(SLURM / "stop.sh")]
+        done = subprocess.run(["bash", *argv], capture_output=True, text=True, timeout=600,
+                              check=False)
+        assert done.returncode == 0, f"{argv} failed:\n{done.stdout}\n{done.stderr}"
 
 
 def require_tool(name: str) -> str:

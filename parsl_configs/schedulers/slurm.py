@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import subprocess
 import time
@@ -104,6 +105,55 @@ def diagnose(executor: Any) -> tuple[str, str] | None:
     return None
 
 
+def check(machine: MachineConfig) -> str | None:
+    """Slurm's controller answers ``sinfo``, and the partition has ``machine.nodes`` nodes.
+
+    Returns
+    -------
+    str or None
+        One line saying what is wrong, or None.
+    """
+    env = {**os.environ, **{str(k): str(v) for k, v in machine.env.items()}}
+    partition = str(machine.partition or "")
+    key = (str(machine.name), partition, int(machine.nodes), env.get("SLURM_CONF", ""))
+    if key in _CHECKED:         # a sweep checks each of its jobs: ask Slurm once
+        return _CHECKED[key]
+    _CHECKED[key] = found = _ask_sinfo(machine, partition, env)
+    return found
+
+
+#: Answers of :func:`check` in this process (a sweep's jobs share them).
+_CHECKED: dict[tuple[str, str, int, str], str | None] = {}
+
+
+def _ask_sinfo(machine: MachineConfig, partition: str, env: dict[str, str]) -> str | None:
+    argv = ["sinfo", "-h", "-o", "%D %T", *(["-p", partition] if partition else [])]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, env=env,
+                             timeout=int(machine.cmd_timeout))
+    except subprocess.TimeoutExpired:
+        return (f"machine={machine.name}: Slurm's controller did not answer sinfo within "
+                f"{machine.cmd_timeout} s; is slurmctld running (cluster/slurm/start.sh for "
+                "the local cluster)?")
+    if out.returncode != 0:
+        said = (out.stderr.strip().splitlines() or ["no answer"])[-1]
+        return (f"machine={machine.name}: Slurm is installed but its controller cannot be "
+                f"reached (sinfo: {said}); start it (cluster/slurm/start.sh for the local "
+                "cluster) or point SLURM_CONF at a running one")
+    counts: dict[str, int] = {}
+    for line in out.stdout.splitlines():
+        n, _, state = line.partition(" ")
+        if n.isdigit():
+            counts[state] = counts.get(state, 0) + int(n)
+    total = sum(counts.values())
+    if int(machine.nodes) > total:
+        where = f"partition {partition}" if partition else "the cluster"
+        states = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        return (f"machine.nodes={machine.nodes} exceeds {where}: sinfo reports {total} "
+                f"node(s) ({states or 'none'}); lower machine.nodes")
+    return None
+
+
 SCHEDULER = Scheduler(name="slurm", config=config, commands=("sbatch", "squeue", "scancel"),
                       directive_prefix="#SBATCH", job_id_var="SLURM_JOB_ID", reply=reply,
-                      diagnose=diagnose)
+                      diagnose=diagnose, check=check)

@@ -24,7 +24,8 @@ from runners.tracking.redact import compile_patterns
 
 def preflight(cfg: DictConfig) -> None:
     """Check that this host can submit to the machine's scheduler (a real run only): the
-    commands and Python packages its scheduler record names.
+    commands and Python packages its scheduler record names, then the record's own check
+    (e.g. Slurm's controller answers and has the nodes asked for).
 
     Raises
     ------
@@ -45,6 +46,10 @@ def preflight(cfg: DictConfig) -> None:
         if importlib.util.find_spec(module) is None:
             raise ConfigError(f"machine={machine.name} needs the {module!r} Python package "
                               f"(pip install '.[{module}]'), or add dry_run=true")
+    if record.check is not None:
+        problem = record.check(machine)
+        if problem:
+            raise ConfigError(problem)
 
 
 def validate_machine(cfg: DictConfig) -> None:

@@ -81,6 +81,7 @@ class Mpi4pyImport(Kind):
                         "slowest_rank_total_s": max(totals) if totals else 0.0,
                         "slowest_mpi_init_s": max(inits) if inits else 0.0,
                         "ranks_seen": float(len(imports))})
+            out.update(node_summary(results))
         return out
 
     def merits(self, results: Sequence[dict[str, Any]]) -> list[Merit]:
@@ -89,9 +90,12 @@ class Mpi4pyImport(Kind):
         return [Merit("slowest_rank_s", "s"), Merit("mean_rank_s", "s"), Merit("total_s", "s")]
 
     def files(self, results: Sequence[Sequence[dict[str, Any]]], out_dir: Path) -> list[Path]:
-        """``per_rank.csv``: trial, rank, host, launch step and the rank's times."""
+        """``per_rank.csv``: trial, rank, host, launch step and the rank's times;
+        ``per_node.csv``: trial, host, its ranks, their mean and slowest import."""
         rows = [row for t, rs in enumerate(results) for row in rank_rows(t, rs)]
-        return [write_csv(out_dir / "per_rank.csv", rows)]
+        nodes = [row for t, rs in enumerate(results) for row in node_rows(t, rs)]
+        return [write_csv(out_dir / "per_rank.csv", rows),
+                write_csv(out_dir / "per_node.csv", nodes)]
 
     def shown(self, stats: dict[str, dict[str, float]], merits: Sequence[Merit]) -> list[str]:
         """The launch-to-exit time, the ranks, MPI start-up and memory."""
@@ -105,6 +109,27 @@ class Mpi4pyImport(Kind):
         return [*super().plan(out_dir),
                 f"warmup  {where}<env>/bin/python -c 'import {', '.join(self.bench.packages)}'"
                 " (+ strace -f -c when available)"]
+
+
+def node_summary(results: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Per-node figures of one trial, from the hosts the ranks report: ``nodes_seen``, the
+    slowest node's mean import (``slowest_node_s``), the fastest's, and the spread between
+    them (``node_spread_s``): one slow node drags the slowest rank."""
+    means = [row["mean_import_s"] for row in node_rows(0, results)]
+    if not means:
+        return {}
+    return {"nodes_seen": float(len(means)), "slowest_node_s": max(means),
+            "fastest_node_s": min(means), "node_spread_s": max(means) - min(means)}
+
+
+def node_rows(trial: int, results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-node rows of one trial (trial, host, ranks, mean and slowest import)."""
+    per_host: dict[str, list[float]] = {}
+    for r in results:
+        if r["name"] == "import_s" and r.get("step") is not None:
+            per_host.setdefault(str(r.get("tags", {}).get("host", "")), []).append(r["value"])
+    return [{"trial": trial, "host": host, "ranks": len(v), "mean_import_s": sum(v) / len(v),
+             "slowest_import_s": max(v)} for host, v in sorted(per_host.items())]
 
 
 def rank_rows(trial: int, results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

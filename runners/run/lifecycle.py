@@ -24,6 +24,7 @@ from runners.errors import ConfigError, RunFailed, one_line
 from runners.kinds.base import Kind
 from runners.run.pipeline import execute
 from runners.stages.base import StageError
+from runners.stages.launch import launch_nodes
 from runners.tracking.driver import driver_tags
 from runners.tracking.spool import pending
 from runners.tracking.store import flatten, versions
@@ -81,6 +82,11 @@ def run_tags(cfg: DictConfig, kind: Kind, resolved: dict[str, Any],
             "host": socket.gethostname(), "user": user, "mlflow.user": user,
             "mlflow.source.name": "run.py", "mlflow.source.type": "LOCAL",
             "config.hash": config_hash(resolved, kind), "hydra.output_dir": str(out_dir)}
+    if kind.uses_launcher():
+        # Which figures are between nodes and which within one (e.g. OSU on 2 ranks).
+        nodes = launch_nodes(cfg.machine, int(cfg.bench.ranks))
+        tags.update({"launch.nodes": str(nodes),
+                     "launch.placement": "inter-node" if nodes > 1 else "intra-node"})
     tags.update(driver_tags())
     tags.update(git_info(cfg.project_root))
     tags.update(versions())

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runners.stages.measure import Measured, tail
+from runners.stages.measure import Measured, cause, tail
 
 #: The file that marks a complete environment (its spec hash), and its package list.
 MARKER = ".bench-env.json"
@@ -98,5 +98,5 @@ def check_exit(m: Measured, stage: str, what: str) -> None:
                          [m.stdout_path, m.stderr_path])
     if m.returncode != 0:
         raise StageError(stage, "error", f"{what} exited {m.returncode}: "
-                         f"{tail(m.stderr_path) or tail(m.stdout_path)}",
+                         f"{cause(m.stderr_path) or tail(m.stdout_path)}",
                          [m.stdout_path, m.stderr_path])

@@ -8,6 +8,12 @@ from runners.config.schema import MachineConfig
 LAUNCHERS = ("mpiexec", "srun", "aprun", "none")
 
 
+def launch_nodes(machine: MachineConfig, ranks: int) -> int:
+    """The nodes ``ranks`` ranks are spread over: as few as ``ranks_per_node`` allows, at
+    most the allocation's ``machine.nodes``."""
+    return max(1, min(int(machine.nodes), -(-ranks // int(machine.ranks_per_node))))
+
+
 def launch_prefix(machine: MachineConfig, ranks: int, env_dir: str) -> list[str]:
     """The argv prefix that starts ``ranks`` MPI ranks on ``machine``.
 
@@ -27,7 +33,7 @@ def launch_prefix(machine: MachineConfig, ranks: int, env_dir: str) -> list[str]
     list of str
     """
     per_node = int(machine.ranks_per_node)
-    nodes = max(1, min(int(machine.nodes), -(-ranks // per_node)))
+    nodes = launch_nodes(machine, ranks)
     extra = [str(a).format(ranks_per_node=min(ranks, per_node), nodes=nodes, ranks=ranks)
              for a in machine.launcher_args]
     if machine.launcher == "mpiexec":

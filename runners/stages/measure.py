@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -229,6 +230,20 @@ def tail(path: str | Path, lines: int = 1, limit: int = 1 << 16) -> str:
         text = fh.read().decode("utf-8", errors="replace")
     kept = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return " | ".join(kept[-lines:])
+
+
+def cause(path: str | Path) -> str:
+    """Why a command failed, from its log: the first error line among the last 20 lines
+    (e.g. ``slurmstepd-node2: error: execve(): ...``) and the last line, when they differ
+    (an MPI launcher's last line often only says that it ended the rest)."""
+    kept = tail(path, 20).split(" | ") if os.path.getsize(path) else []
+    first = next((ln for pattern in ERROR_LINES for ln in kept if pattern.search(ln)), "")
+    return " | ".join(dict.fromkeys(x for x in (first, kept[-1] if kept else "") if x))
+
+
+#: Lines that say what went wrong, the most telling first.
+ERROR_LINES = (re.compile(r"No such file|not found|Permission denied|execve", re.I),
+               re.compile(r"\berror\b", re.I))
 
 
 def truncate_log(path: str | Path, limit: int | None = None) -> int:

@@ -10,6 +10,7 @@ its host, what it did and how long it took.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import shutil
@@ -49,12 +50,23 @@ def copy_here(src: Path, dst: Path, log_dir: str, timeout_s: float,
     """
     t0 = time.perf_counter()
     host = socket.gethostname()
-    if (dst / MARKER).is_file() and (dst / MARKER).read_text() == (src / MARKER).read_text():
-        return {"host": host, "mode": "current", "seconds": time.perf_counter() - t0, "logs": []}
     if shutil.which("rsync") is None:
         raise StageError("stage", "error", f"rsync is not installed on node {host} "
                          "(Debian: apt-get install rsync)")
     dst.parent.mkdir(parents=True, exist_ok=True)
+    # One copy at a time into the same place (the jobs of a sweep stage concurrently).
+    with open(f"{dst}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (dst / MARKER).is_file() and (dst / MARKER).read_text() == (src / MARKER).read_text():
+            return {"host": host, "mode": "current", "seconds": time.perf_counter() - t0,
+                    "logs": []}
+        return rsync(src, dst, log_dir, timeout_s, log_name, t0)
+
+
+def rsync(src: Path, dst: Path, log_dir: str, timeout_s: float, log_name: str,
+          t0: float) -> dict[str, Any]:
+    """The copy itself (see :func:`copy_here`), the marker last."""
+    host = socket.gethostname()
     (dst / MARKER).unlink(missing_ok=True)
     out, err = log_paths(log_dir, log_name)
     argv = ["rsync", "-a", "--delete", "--exclude", "*.pyc", "--exclude", MARKER,

@@ -1,27 +1,19 @@
-"""The Slurm tier leaves no daemon behind: the cluster the tests start is stopped at the end.
-
-A cluster that was already up before the session (a developer's own) is left running.
+"""The Slurm tier runs on the one-node cluster and leaves no daemon behind: the cluster
+it starts is stopped at the end of the tier; a cluster that was already up (a developer's
+own) is left running, with its node count.
 """
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support import ROOT
-
-SLURM = ROOT / "cluster" / "slurm"
+from tests.support import slurm_cluster
 
 
-@pytest.fixture(scope="session", autouse=True)
-def slurm_stopped_at_end() -> Iterator[None]:
-    """Note whether Slurm was up; afterwards run stop.sh unless it was."""
-    was_up = subprocess.run(["bash", str(SLURM / "status.sh")], capture_output=True,
-                            timeout=60, check=False).returncode == 0
-    yield
-    if not was_up:
-        stop = subprocess.run(["bash", str(SLURM / "stop.sh")], capture_output=True, text=True,
-                              timeout=120, check=False)
-        assert stop.returncode == 0, f"stop.sh failed:\n{stop.stdout}\n{stop.stderr}"
+@pytest.fixture(scope="package", autouse=True)
+def one_node_cluster() -> Iterator[None]:
+    """The one-node cluster for the tier; afterwards as it was."""
+    with slurm_cluster(1):
+        yield

@@ -87,11 +87,22 @@ def test_slurm_down_is_a_clear_error_not_a_hang(run_py: RunPy, store: Store) -> 
     finally:
         subprocess.run(["bash", str(SLURM / "start.sh")], check=True, timeout=600,
                        capture_output=True)
-    assert proc.returncode == 1
-    last = proc.stderr.strip().splitlines()[-1]
-    assert "scheduler" in last and "FAILED" in last, proc.stderr
-    run = store.runs()[0]
-    assert run.info.status == "FAILED" and run.data.tags["failure.kind"] == "scheduler"
+    # One line before any run is opened (it used to open a run and fail deep in Parsl).
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "controller" in lines[0] and "cluster/slurm/start.sh" in lines[0]
+    assert store.runs() == []
+
+
+def test_more_nodes_than_the_partition_has_is_one_line_before_a_run(run_py: RunPy,
+                                                                   store: Store) -> None:
+    proc = run_py("machine=docker-slurm", "fs=scratch", "machine.nodes=99", "bench.trials=1",
+                  *store.overrides(), timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "machine.nodes=99 exceeds partition debug: sinfo reports" in lines[0]
+    assert store.runs() == []
 
 
 def test_osu_command_and_parsl_perf_run_on_slurm(run_py: RunPy, store: Store) -> None:

@@ -251,3 +251,18 @@ def test_where_names_the_batch_job_of_any_scheduler(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PBS_JOBID", "77.polaris")
     assert where(job_id_vars("pbspro"))["scheduler.job_id"] == "77.polaris"
     assert where(job_id_vars("slurm"))["scheduler.job_id"] == "4242"
+
+
+def test_a_failures_cause_is_its_telling_line_and_its_last(tmp_path: Path) -> None:
+    from runners.stages.measure import cause
+
+    log = tmp_path / "err.log"
+    log.write_text("srun: error: node2: task 1: Exited with exit code 2\n"
+                   "slurmstepd-node2: error: execve(): /dev/shm/e/bin/python: No such file or "
+                   "directory\nsrun: Force Terminated StepId=99.0\n")
+    assert cause(log) == ("slurmstepd-node2: error: execve(): /dev/shm/e/bin/python: No such "
+                          "file or directory | srun: Force Terminated StepId=99.0")
+    log.write_text("warming up\nsegfault\n")
+    assert cause(log) == "segfault"
+    log.write_text("")
+    assert cause(log) == ""
