@@ -35,7 +35,8 @@ def build(machine: MachineConfig, run_dir: str, fs_name: str | None = None) -> C
     parsl.config.Config
     """
     record = scheduler(str(machine.scheduler))
-    return apply(record.config(machine, run_dir, fs_name), int(getattr(machine, "retries", 0)))
+    return apply(record.config(machine, run_dir, fs_name), int(getattr(machine, "retries", 0)),
+                 {str(machine.name): record})
 
 
 def build_many(targets: list[tuple[str, Any, str | None]], run_dir: str) -> Config:
@@ -54,13 +55,14 @@ def build_many(targets: list[tuple[str, Any, str | None]], run_dir: str) -> Conf
     """
     from parsl.config import Config
 
-    executors, period, retries = [], 5.0, 0
+    executors, period, retries, records = [], 5.0, 0, {}
     for label, machine, fs_name in targets:
         retries = max(retries, int(getattr(machine, "retries", 0)))
         one = build(machine, run_dir, fs_name)
         for executor in one.executors:
             executor.label = label
             executors.append(executor)
+        records[label] = scheduler(str(machine.scheduler))
         period = min(period, float(one.strategy_period))
     return apply(Config(executors=executors, run_dir=run_dir, strategy_period=period,
-                        usage_tracking=0, initialize_logging=True), retries)
+                        usage_tracking=0, initialize_logging=True), retries, records)

@@ -158,6 +158,14 @@ else
   node_lines=${node_lines%$'\n'}
   NODE_LIST="node[1-$NODES]"
 fi
+# One node: a node that was DOWN comes back as soon as its slurmd registers. Several
+# nodes: only a node that stopped responding does; one set DOWN (a failure, an admin)
+# stays out until resumed, as on a production machine, so a lost node is seen as lost.
+if ((NODES == 1)); then
+  return_to_service="ReturnToService=2" min_job_age=30
+else
+  return_to_service="ReturnToService=1" min_job_age=300
+fi
 if ((${#MUNGE_SOCK} > 100)); then
   fail "state dir path too long for a unix socket ($MUNGE_SOCK); set BENCH_CLUSTER_DIR shorter"
 fi
@@ -203,7 +211,7 @@ SelectTypeParameters=CR_Core
 # Without pmi2, \`srun -n 2 python -m mpi4py...\` gives two rank-0 singletons.
 MpiDefault=pmi2
 MailProg=/bin/true
-ReturnToService=2
+$return_to_service
 # Responsive scheduling for tests. Batch jobs still start up to ~1 s after sbatch: 22.05
 # only flags a scheduler pass at submit, and the background loop picks it up once a second.
 SchedulerType=sched/backfill
@@ -212,8 +220,10 @@ MessageTimeout=5
 KillWait=2
 InactiveLimit=0
 OverTimeLimit=0
-# Finished jobs leave squeue at once; \`scontrol show job\` still knows them for MinJobAge s.
-MinJobAge=30
+# Finished jobs leave squeue at once; \`scontrol show job\` still knows them for MinJobAge s
+# (several nodes: 300 s, so a block lost with its node is still explained when the lost
+# worker is noticed).
+MinJobAge=$min_job_age
 SlurmdTimeout=30
 JobCompType=jobcomp/none
 $acct_conf

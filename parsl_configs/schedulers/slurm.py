@@ -29,7 +29,10 @@ def config(machine: MachineConfig, run_dir: str, fs_name: str | None = None) -> 
         qos=machine.qos or None, constraint=machine.constraint or None,
         nodes_per_block=int(machine.nodes), init_blocks=1, min_blocks=0, max_blocks=1,
         walltime=walltime(machine.walltime_min),
-        scheduler_options=directives(machine, fs_name, SCHEDULER.directive_prefix),
+        # A pilot job is not requeued by Slurm when a node fails: Parsl starts blocks, and
+        # a lost node must end the run (failure.kind=node_lost), not wait in the queue.
+        scheduler_options="\n".join(filter(None, [
+            directives(machine, fs_name, SCHEDULER.directive_prefix), "#SBATCH --no-requeue"])),
         worker_init=str(machine.worker_init or ""), exclusive=bool(machine.exclusive),
         cores_per_node=int(machine.cores_per_node) if not machine.exclusive else None,
         mem_per_node=int(machine.mem_gb) if machine.mem_gb else None,
@@ -69,7 +72,8 @@ def job_verdict(job_id: str, wait_s: float = 10.0) -> tuple[str, str] | None:
     Returns
     -------
     (kind, reason) or None
-        ``walltime`` for JobState=TIMEOUT, ``scheduler`` for PREEMPTED / NODE_FAIL /
+        ``walltime`` for JobState=TIMEOUT, ``node_lost`` for NODE_FAIL (naming the node
+        and Slurm's reason), ``scheduler`` for PREEMPTED /
         BOOT_FAIL / DEADLINE; None while running, when it ended otherwise, or when Slurm
         no longer knows the job.
     """
@@ -91,9 +95,32 @@ def job_verdict(job_id: str, wait_s: float = 10.0) -> tuple[str, str] | None:
     if state.group(1) == "TIMEOUT" or re.search(r"Reason=TimeLimit\b", out) or past_end(out):
         said = " ".join(re.findall(r"(?:JobState|Reason|TimeLimit|EndTime)=\S+", out))
         return "walltime", f"batch job {job_id} exceeded its walltime (Slurm: {said})"
-    if state.group(1) in ("PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"):
+    if state.group(1) == "NODE_FAIL":
+        return "node_lost", f"batch job {job_id} lost a node: {lost_nodes(out)} (Slurm: " \
+            f"JobState=NODE_FAIL)"
+    if state.group(1) in ("PREEMPTED", "BOOT_FAIL", "DEADLINE"):
         return "scheduler", f"batch job {job_id} ended {state.group(1)} (Slurm)"
     return None
+
+
+def lost_nodes(scontrol_line: str) -> str:
+    """The job's nodes that Slurm has down, drained or not responding, with its reasons
+    (``node2 down: <reason>``); the job's node list when none is (any more)."""
+    nodes = re.search(r"\bNodeList=(\S+)", scontrol_line)
+    if nodes is None or nodes.group(1) in ("(null)", ""):
+        return "unknown node"
+    try:
+        out = subprocess.run(["sinfo", "-h", "-N", "-n", nodes.group(1), "-o", "%N|%T|%E"],
+                             capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    bad = []
+    for line in dict.fromkeys(out.splitlines()):
+        name, _, rest = line.partition("|")
+        state, _, reason = rest.partition("|")
+        if state.startswith(("down", "drain", "fail")) or state.endswith("*"):
+            bad.append(f"{name} {state}" + (f": {reason}" if reason and reason != "none" else ""))
+    return ", ".join(bad) or f"one of {nodes.group(1)}"
 
 
 def diagnose(executor: Any) -> tuple[str, str] | None:

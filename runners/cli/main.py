@@ -18,13 +18,15 @@ from runners.cli import (
     regress,
     report,
     runs,
+    scaling,
     schedule,
     sync,
     ui,
 )
 
 #: Every verb's module, in the order ``bench --help`` lists them; each registers its verbs.
-VERBS = (runs, ui, compare, regress, report, analytics, publish, nightly, schedule, sync)
+VERBS = (runs, ui, compare, scaling, regress, report, analytics, publish, nightly, schedule,
+         sync)
 
 
 def build_parser() -> argparse.ArgumentParser:

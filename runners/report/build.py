@@ -2,8 +2,9 @@
 
 The folder holds ``index.html`` (self-contained: inline CSS, no script, no external URL),
 ``plots/<machine--experiment--metric>.png`` (a figure per experiment and metric of each
-machine), ``data/runs.csv``, ``data/verdicts.csv`` and ``summary.pdf``; copy it to any
-static host.  It is built beside the output folder and moved in at the end, so bad
+machine), ``data/runs.csv``, ``data/verdicts.csv``, ``data/scaling.csv`` (when a sweep
+over ranks is among the runs: :mod:`runners.report.scaling`) and ``summary.pdf``; copy it
+to any static host.  It is built beside the output folder and moved in at the end, so bad
 input writes nothing and a failed build leaves the previous report as it was.
 """
 
@@ -19,6 +20,7 @@ from runners.analysis.merits import merit_metrics, only, union
 from runners.errors import InputError
 from runners.report import page
 from runners.report.pdf import PNG_DPI, PNG_SIZE, drawn_series, plot_names, write_pdf, write_pngs
+from runners.report.scaling import studies
 from runners.tracking.query import StoreReader
 from runners.tracking.store import local_store_paths
 
@@ -115,6 +117,7 @@ def build(frame: pd.DataFrame, metrics: dict[str, list[str]], out: Path, title: 
     table = page.verdicts(series)
     names, drawn = plot_names(table), drawn_series(table)
     failed = page.failures(frame)
+    scaling, scaling_rows = studies(frame, metrics)
     updated = pd.Timestamp.now(tz="UTC")
     commit, branch = page.newest_commit(frame), branch_of(root)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -124,12 +127,14 @@ def build(frame: pd.DataFrame, metrics: dict[str, list[str]], out: Path, title: 
         size = (round(PNG_SIZE[0] * PNG_DPI), round(PNG_SIZE[1] * PNG_DPI))
         text = page.render_html(table, names, failed, title=title, updated=updated,
                                 commit=commit, branch=branch, n_runs=len(frame),
-                                plot_size=size, drawn=drawn)
+                                plot_size=size, drawn=drawn, scaling=scaling)
         (stage / "index.html").write_text(text, encoding="utf-8")
         (stage / "data").mkdir()
         frame.to_csv(stage / "data" / "runs.csv", index=False)
         table.assign(plot=[f"plots/{n}.png" for n in names], drawn=drawn).to_csv(
             stage / "data" / "verdicts.csv", index=False)
+        if scaling:
+            scaling_rows.to_csv(stage / "data" / "scaling.csv", index=False)
         pages = 0
         if pdf:
             heading = [title, f"last updated {updated:%Y-%m-%d %H:%M} UTC",
@@ -150,6 +155,7 @@ def build(frame: pd.DataFrame, metrics: dict[str, list[str]], out: Path, title: 
         shutil.rmtree(stage, ignore_errors=True)
     return {"series": len(table), "machines": table["machine"].nunique(),
             "regressions": int((table["status"] == "regression").sum()),
-            "failed": len(failed), "pages": pages, "figures": len(figures)}
+            "failed": len(failed), "pages": pages, "figures": len(figures),
+            "scaling": len(scaling)}
 
 

@@ -264,7 +264,8 @@ def _figures(rows: pd.DataFrame) -> list[dict[str, Any]]:
 def render_html(table: pd.DataFrame, plots: Sequence[str], failed: pd.DataFrame, *,
                 title: str, updated: Any, commit: str, branch: str | None,
                 n_runs: int, plot_size: tuple[int, int] = (640, 360),
-                drawn: Sequence[bool] | None = None, max_rows: int = MAX_TABLE_ROWS) -> str:
+                drawn: Sequence[bool] | None = None, max_rows: int = MAX_TABLE_ROWS,
+                scaling: Sequence[dict[str, Any]] = ()) -> str:
     """The results page (``templates/index.html.j2``): one section per machine with its
     table and its figures; Jinja2 escapes every value.
 
@@ -286,6 +287,9 @@ def render_html(table: pd.DataFrame, plots: Sequence[str], failed: pd.DataFrame,
         :func:`runners.report.pdf.drawn_series`).
     max_rows : int
         Rows of a machine's table (regressions first); the rest is in data/verdicts.csv.
+    scaling : sequence of dict
+        The scaling studies of :func:`runners.report.scaling.studies` (a "Scaling"
+        section when there are any).
 
     Returns
     -------
@@ -313,7 +317,7 @@ def render_html(table: pd.DataFrame, plots: Sequence[str], failed: pd.DataFrame,
     return _template().render(
         generator=GENERATOR, title=title, updated=_time(updated), branch=branch,
         commit=commit, n_runs=n_runs, n_series=len(table), n_failed=len(failed),
-        machines=machines, regressions=regressions, max_rows=max_rows,
+        machines=machines, regressions=regressions, max_rows=max_rows, scaling=scaling,
         width=plot_size[0], height=plot_size[1]) + "\n"
 
 

@@ -111,6 +111,13 @@ def execute(cfg: DictConfig, kind: Kind, dfk: Any, tracker: Tracker, run_id: str
         log_events(tracker, run_id, submit, out_dir)
 
 
+#: Trials submitted ahead of the one waited for.  Each runs after the one before it on the
+#: worker (no round trip to the driver between them); a failure fails only those queued
+#: behind it, not all the rest (a chain of 1,000 dependency failures overflowed Parsl's
+#: error reporting).
+AHEAD = 8
+
+
 def run_trials(kind: Kind, submit: Submitter, tracker: Tracker, run_id: str, out_dir: Path,
                quiet: bool) -> dict[str, Any]:
     """The kind's stages, then the warm-up and counted trials, logged as they end."""
@@ -123,7 +130,8 @@ def run_trials(kind: Kind, submit: Submitter, tracker: Tracker, run_id: str, out
     for i in range(int(bench.warmup)):
         prev = submit(run_trial, prev, commands, f"warmup-{i}", str(logs / "bench"), timeout)
         warm_futs.append(prev)
-    for t in range(int(bench.trials)):
+    trials = int(bench.trials)
+    for t in range(min(AHEAD, trials)):
         prev = submit(run_trial, prev, commands, f"trial-{t}", str(logs / "bench"), timeout)
         trial_futs.append(prev)
 
@@ -149,8 +157,11 @@ def run_trials(kind: Kind, submit: Submitter, tracker: Tracker, run_id: str, out
     points: list[tuple[str, float, int]] = []
     t_bench = time.perf_counter()
     try:    # log once the trials are done, so the driver does not compete with them
-        for t, fut in enumerate(trial_futs):
-            res = wait(fut, "bench")
+        for t in range(trials):
+            if t + AHEAD < trials:      # keep AHEAD trials queued behind this one
+                trial_futs.append(submit(run_trial, trial_futs[-1], commands,
+                                         f"trial-{t + AHEAD}", str(logs / "bench"), timeout))
+            res = wait(trial_futs[t], "bench")
             if t == 0 and res.tags:
                 tracker.set_tags(run_id, res.tags)     # where the trials ran
             metrics = kind.trial_metrics(res.data["results"], res.data["measured"])

@@ -224,7 +224,8 @@ def test_slurm_verdict_reads_scontrol(tmp_path: Path, monkeypatch: pytest.Monkey
                     "TimeLimit=00:01:00",
                "8": "JobId=8 JobName=x JobState=TIMEOUT Reason=TimeLimit TimeLimit=00:01:00",
                "9": "JobId=9 JobName=x JobState=COMPLETED Reason=None TimeLimit=00:10:00",
-               "10": "JobId=10 JobName=x JobState=NODE_FAIL Reason=NodeDown TimeLimit=00:10:00",
+               "10": "JobId=10 JobName=x JobState=NODE_FAIL Reason=NodeDown TimeLimit=00:10:00 "
+                     "NodeList=node[1-2]",
                "12": "JobId=12 JobName=x JobState=RUNNING Reason=None TimeLimit=00:01:00 "
                      "StartTime=2026-01-01T00:00:00 EndTime=2026-01-01T00:01:00",
                "13": "JobId=13 JobName=x JobState=RUNNING Reason=None TimeLimit=00:01:00 "
@@ -232,11 +233,16 @@ def test_slurm_verdict_reads_scontrol(tmp_path: Path, monkeypatch: pytest.Monkey
     fake.write_text("#!/bin/sh\ncase \"$4\" in\n" + "".join(
         f"  {k}) echo '{v}';;\n" for k, v in answers.items()) + "esac\n")
     fake.chmod(0o755)
+    sinfo = tmp_path / "sinfo"        # as Slurm 22.05 answers -N -o '%N|%T|%E'
+    sinfo.write_text("#!/bin/sh\necho 'node1|mixed|none'\necho 'node2|down|Not responding'\n")
+    sinfo.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     for job in ("7", "8", "12"):
         kind, reason = slurm_job_verdict(job, wait_s=1) or ("", "")
         assert kind == "walltime" and "00:01:00" in reason
     assert slurm_job_verdict("9", wait_s=1) is None
     assert slurm_job_verdict("13", wait_s=1) is None      # running, within its time
-    assert (slurm_job_verdict("10", wait_s=1) or ("",))[0] == "scheduler"
+    kind, reason = slurm_job_verdict("10", wait_s=1) or ("", "")
+    assert kind == "node_lost" and "node2 down: Not responding" in reason
+    assert "node1" not in reason                          # the node that is fine
     assert slurm_job_verdict("11", wait_s=1) is None       # Slurm no longer knows it

@@ -8,12 +8,15 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
+import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.support import SLURM, RunPy, Store
+from tests.support import ROOT, SLURM, RunPy, Store, child_env
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 
@@ -132,3 +135,60 @@ def test_osu_between_two_nodes_and_within_one(run_py: RunPy, store: Store) -> No
     for run in runs.values():
         history = store.client().get_metric_history(run.info.run_id, "osu_latency")
         assert sorted(m.step for m in history) == [1, 2, 4, 8]
+
+
+def test_a_node_lost_mid_run_fails_it_node_lost_and_the_next_run_goes_on(
+        store: Store, tmp_path: Path, run_py: RunPy,
+        fault_report: Callable[[str, int, int, int], None]) -> None:
+    """A node of a running 2-node job goes DOWN: the run ends FAILED ``node_lost`` naming
+    the node with Slurm's reason, its completed trials stay logged, its block is gone, and
+    the next run finishes on the remaining nodes."""
+    env = slurm_env()
+    out = tmp_path / "out"
+    argv = [sys.executable, str(ROOT / "run.py"), "machine=docker-slurm", "machine.nodes=2",
+            "machine.ranks_per_node=1", "bench.ranks=2", "fs=scratch", "bench.trials=1000",
+            "bench.strace=false", *store.overrides(), f"hydra.run.dir={out}"]
+    proc = subprocess.Popen(argv, env=child_env(), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lost_node = ""
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "stages" / "bench" / "trial-5.stdout.log").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.5)
+        nodelist = subprocess.run(["squeue", "-h", "-o", "%N"], env=env, text=True,
+                                  capture_output=True, check=True).stdout.split()[0]
+        lost_node = subprocess.run(["scontrol", "show", "hostnames", nodelist], env=env,
+                                   text=True, capture_output=True,
+                                   check=True).stdout.split()[-1]
+        subprocess.run(["scontrol", "update", f"NodeName={lost_node}", "State=DOWN",
+                        "Reason=bench-test: lost mid-run"], env=env, check=True, timeout=30)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 1, err
+        [run] = store.runs()
+        tags = run.data.tags
+        assert run.info.status == "FAILED" and tags["failure.kind"] == "node_lost", tags
+        assert f"{lost_node} down" in tags["failure.message"]
+        assert "bench-test: lost mid-run" in tags["failure.message"]
+        assert "Traceback" not in err, err
+        logged = len(store.client().get_metric_history(run.info.run_id, "total_s"))
+        completed = sum(log.read_text().count("rank_total_s") == 2
+                        for log in (out / "stages" / "bench").glob("trial-*.stdout.log"))
+        assert logged >= 1
+        assert subprocess.run(["squeue", "-h"], env=env, text=True, capture_output=True,
+                              check=True).stdout == ""
+        # The next run goes on with the nodes that are left.
+        run_py("machine=docker-slurm", "machine.nodes=2", "machine.ranks_per_node=1",
+               "bench.ranks=2", "fs=scratch", "bench.trials=1", "bench.strace=false",
+               *store.overrides(), check=True, timeout=600)
+        after = [r for r in store.runs() if r.info.run_id != run.info.run_id]
+        assert [r.info.status for r in after] == ["FINISHED"]
+        assert lost_node not in after[0].data.tags.get("stage.hosts", "")
+        fault_report("a node lost mid-run (2-node job)", 2, len(store.runs()),
+                     completed - logged)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if lost_node:
+            subprocess.run(["scontrol", "update", f"NodeName={lost_node}", "State=RESUME"],
+                           env=env, check=True, timeout=30)
