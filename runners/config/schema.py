@@ -110,6 +110,14 @@ class TrackingConfig:
 
 
 @dataclass
+class TelemetryConfig:
+    """Per-node sampling while the trials run (``runners/stages/telemetry.py``)."""
+
+    enabled: bool = False
+    interval_s: float = 1.0
+
+
+@dataclass
 class Config:
     """The primary config: machine × filesystem × benchmark × tracking."""
 
@@ -117,6 +125,7 @@ class Config:
     fs: FsChoice = MISSING
     bench: Any = MISSING
     tracking: TrackingConfig = MISSING
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     project_root: str = MISSING
     cache_root: str = MISSING
     dry_run: bool = False

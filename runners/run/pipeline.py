@@ -8,6 +8,7 @@ logged, the trials are summarized, and the results, curves and plots are recorde
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -24,9 +25,13 @@ from runners.errors import one_line
 from runners.kinds.base import Kind, Merit, write_csv
 from runners.run.progress import Progress
 from runners.run.task_events import attempts, write_events
+from runners.stages import telemetry
 from runners.stages.base import FREEZE, StageError, StageResult, stamped
+from runners.stages.launch import per_node_prefix
 from runners.stages.trial import run_trial
 from runners.tracking.tracker import Tracker
+
+log = logging.getLogger(__name__)
 
 #: Parsl's exceptions (by class name) that say why a task failed without running.
 PARSL_FAILURES = {"ManagerLost": "worker_lost", "WorkerLost": "worker_lost",
@@ -130,6 +135,8 @@ def run_trials(kind: Kind, submit: Submitter, tracker: Tracker, run_id: str, out
     for i in range(int(bench.warmup)):
         prev = submit(run_trial, prev, commands, f"warmup-{i}", str(logs / "bench"), timeout)
         warm_futs.append(prev)
+    started = start_telemetry(kind, submit, prev, out_dir)
+    prev = started or prev
     trials = int(bench.trials)
     for t in range(min(AHEAD, trials)):
         prev = submit(run_trial, prev, commands, f"trial-{t}", str(logs / "bench"), timeout)
@@ -176,10 +183,38 @@ def run_trials(kind: Kind, submit: Submitter, tracker: Tracker, run_id: str, out
             bar.update(done=t + 1)
     finally:
         bar.close()    # trials that completed stay logged, whatever happens to the next one
+        if started is not None:
+            points += stop_telemetry(submit, started, tracker, run_id, out_dir)
         tracker.log_points(run_id, points)
         tracker.log_dir(run_id, str(logs / "bench"), "logs/bench")
     stage_times["bench"] = time.perf_counter() - t_bench
     return summarize_trials(kind, tracker, run_id, out_dir, per_trial, results, stage_times)
+
+
+def start_telemetry(kind: Kind, submit: Submitter, after: Future[StageResult],
+                    out_dir: Path) -> Future[StageResult] | None:
+    """Start the per-node samplers before the first trial (``telemetry.enabled``)."""
+    tele = kind.cfg.get("telemetry")
+    if not tele or not tele.enabled or submit.dfk is None:
+        return None
+    return submit(telemetry.start, after, per_node_prefix(kind.cfg.machine),
+                  str(out_dir / "telemetry"), float(tele.interval_s))
+
+
+def stop_telemetry(submit: Submitter, started: Future[StageResult], tracker: Tracker,
+                   run_id: str, out_dir: Path) -> list[tuple[str, float, int]]:
+    """Stop the samplers; log each node's summary and files; return its samples as
+    points (``telemetry.<host>.<field>`` at step = seconds since the start)."""
+    try:
+        pid = int(started.result(timeout=60).data["telemetry_pid"])
+        res = submit(telemetry.stop, pid, str(out_dir / "telemetry")).result(timeout=120)
+    except Exception as exc:        # noqa: BLE001 - telemetry never fails a run
+        log.warning("telemetry: %s", one_line(exc, 300))
+        return []
+    log_stage(tracker, run_id, res)
+    return [(f"telemetry.{host}.{field}", row[field], int(row["t_s"]))
+            for host, rows in res.data["series"].items() for row in rows
+            for field in telemetry.FIELDS[1:] if field in row]
 
 
 def merit_tags(merits: list[Merit], results: list[list[dict[str, Any]]]) -> dict[str, str]:

@@ -106,19 +106,23 @@ def test_a_rank_that_cannot_start_ends_the_step_at_once(run_py: RunPy, store: St
     assert "No such file or directory" in tags["failure.message"], tags["failure.message"]
 
 
-def test_a_drained_node_is_left_out_and_the_run_finishes(run_py: RunPy, store: Store) -> None:
+def test_a_drained_node_is_left_out_and_the_run_finishes_with_telemetry_per_node(run_py: RunPy, store: Store) -> None:
     env = slurm_env()
     subprocess.run(["scontrol", "update", "NodeName=node3", "State=DRAIN", "Reason=bench-test"],
                    env=env, check=True, timeout=30)
     try:
         run_py("machine=docker-slurm", "machine.nodes=3", "machine.ranks_per_node=1",
-               "bench.ranks=3", "fs=scratch", "bench.trials=1", "bench.strace=false",
-               *store.overrides(), check=True, timeout=600)
+               "bench.ranks=3", "fs=scratch", "bench.trials=2", "bench.strace=false",
+               "telemetry.enabled=true", "telemetry.interval_s=0.5", *store.overrides(),
+               check=True, timeout=600)
     finally:
         subprocess.run(["scontrol", "update", "NodeName=node3", "State=RESUME"], env=env,
                        check=True, timeout=30)
     [run] = store.runs()
     assert run.info.status == "FINISHED" and run.data.metrics["nodes_seen"] == 3
+    # One sampler per node of the allocation (node3 is not in it).
+    sampled = {k.split(".")[1] for k in run.data.metrics if k.endswith(".cpu_pct_mean")}
+    assert sampled == {"node1", "node2", "node4"} and run.data.metrics["telemetry.nodes"] == 3
 
 
 def test_osu_between_two_nodes_and_within_one(run_py: RunPy, store: Store) -> None:
