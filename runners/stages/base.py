@@ -17,8 +17,7 @@ from typing import Any
 
 from runners.stages.measure import Measured, cause, tail
 
-#: The file that marks a complete environment (its spec hash), and its package list.
-MARKER = ".bench-env.json"
+#: The environment's package list (its marker file is :data:`MARKER`).
 FREEZE = "bench-freeze.txt"
 
 

@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from runners.stages.base import FREEZE, MARKER, StageError, StageResult, check_exit, log_paths
+from runners.stages.base import FREEZE, StageError, StageResult, check_exit, log_paths
 from runners.stages.env import load_spec, spec_hash
 from runners.stages.measure import read_text, run_measured
-from runners.stages.node_copy import fix_activate
+from runners.stages.node_copy import MARKER, fix_activate
 
 BENCH_DIR = Path(__file__).resolve().parent.parent / "benches"
 

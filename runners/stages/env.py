@@ -9,15 +9,17 @@ import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from runners.stages.base import FREEZE, MARKER, StageError, StageResult, check_exit, log_paths
+from runners.stages import node_copy
+from runners.stages.base import FREEZE, StageError, StageResult, check_exit, log_paths
 from runners.stages.measure import run_measured, tail
-from runners.stages.node_copy import copy_here
+from runners.stages.node_copy import MARKER, archive_of, fix_activate
 
 
 def spec_hash(spec_text: str) -> str:
@@ -105,6 +107,49 @@ def unpack_source(env_dir: Path, name: str, log_dir: str, timeout_s: float) -> P
     return dest
 
 
+def copy_here(src: Path, dst: Path, log_dir: str, timeout_s: float,
+              log_name: str = "stage") -> dict[str, Any]:
+    """rsync ``src`` to ``dst`` on this node unless ``dst`` holds the same build.
+
+    ``*.pyc`` files are not copied; the activate script is rewritten for the new place;
+    the marker is copied last, so a copy cut short is never taken for current.
+
+    Returns
+    -------
+    dict
+        ``host``, ``mode`` (``rsync`` or ``current``), ``seconds`` and ``logs``.
+    """
+    t0 = time.perf_counter()
+    host = socket.gethostname()
+    if shutil.which("rsync") is None:
+        raise StageError("stage", "error", f"rsync is not installed on node {host} "
+                         "(Debian: apt-get install rsync)")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    # One copy at a time into the same place (the jobs of a sweep stage concurrently).
+    with open(f"{dst}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (dst / MARKER).is_file() and (dst / MARKER).read_text() == (src / MARKER).read_text():
+            return {"host": host, "mode": "current", "seconds": time.perf_counter() - t0,
+                    "logs": []}
+        return rsync(src, dst, log_dir, timeout_s, log_name, t0)
+
+
+def rsync(src: Path, dst: Path, log_dir: str, timeout_s: float, log_name: str,
+          t0: float) -> dict[str, Any]:
+    """The copy itself (see :func:`copy_here`), the marker last."""
+    host = socket.gethostname()
+    (dst / MARKER).unlink(missing_ok=True)
+    out, err = log_paths(log_dir, log_name)
+    argv = ["rsync", "-a", "--delete", "--exclude", "*.pyc", "--exclude", MARKER,
+            f"{src}/", f"{dst}/"]
+    check_exit(run_measured(argv, out, err, timeout_s, snapshot=False), "stage",
+               f"rsync on {host}")
+    fix_activate(dst)
+    shutil.copy2(src / MARKER, dst / MARKER)
+    return {"host": host, "mode": "rsync", "seconds": time.perf_counter() - t0,
+            "logs": [str(out), str(err)]}
+
+
 def resolve_fs_path(path: str) -> str:
     """Expand ``$VARS`` and ``~`` in a filesystem root; fail clearly when one is unset."""
     expanded = os.path.expanduser(os.path.expandvars(path))
@@ -158,8 +203,9 @@ def stage_on_every_node(src: Path, dst: Path, per_node: list[str], log_dir: str,
     becomes ``stage.node.<host>_s``.  A node that did not report fails the stage."""
     t0 = time.perf_counter()
     out, err = log_paths(log_dir, "stage.nodes")
-    argv = [*per_node, sys.executable, "-m", "runners.stages.node_copy", str(src), str(dst),
-            log_dir, str(timeout_s)]
+    archive = archive_of(src, timeout_s)
+    argv = [*per_node, sys.executable, "-I", "-S", node_copy.__file__, str(src), str(dst),
+            str(archive), str(timeout_s)]
     m = run_measured(argv, out, err, timeout_s, snapshot=False)
     reports = [json.loads(line) for line in Path(out).read_text().splitlines()
                if line.startswith("{")]
@@ -173,7 +219,7 @@ def stage_on_every_node(src: Path, dst: Path, per_node: list[str], log_dir: str,
     metrics.update({"stage.node.max_s": max(seconds.values()),
                     "stage.node.min_s": min(seconds.values()),
                     "stage.nodes": float(len(seconds)),
-                    "stage.copied": float(sum(r["mode"] == "rsync" for r in reports))})
+                    "stage.copied": float(sum(r["mode"] == "tar" for r in reports))})
     modes = sorted({str(r["mode"]) for r in reports})
     logs = [str(out), str(err), *(log for r in reports for log in r["logs"])]
     return StageResult("stage", time.perf_counter() - t0, metrics,

@@ -1,11 +1,13 @@
-"""Copy a built environment into a filesystem's root on *this* node (rsync; skipped when
-the copy is current).
+"""Stage a built environment onto *this* node's filesystem (skipped when the copy there
+is current).  Standard library only: it runs as a light program on every node.
 
-:func:`runners.stages.env.stage_env` calls :func:`copy_here` in its own process for a
-shared filesystem; for a node-local one it starts this module as one task per node of
-the allocation through the machine's launcher (``srun -N 4 --ntasks-per-node=1 python -m
-runners.stages.node_copy SRC DST LOGS TIMEOUT``), and each task prints one JSON line:
-its host, what it did and how long it took.
+For a node-local filesystem :func:`runners.stages.env.stage_env` starts this file as one
+task per node of the allocation through the machine's launcher (``srun -N 4
+--ntasks-per-node=1 python -I -S node_copy.py SRC DST ARCHIVE TIMEOUT``): each task
+unpacks one tarball
+of the environment, made once and read from the shared filesystem (one large read per
+node instead of the environment's many small files, as centres advise for node-local
+storage), and prints one JSON line: its host, what it did and how long it took.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import json
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from runners.stages.base import MARKER, StageError, check_exit, log_paths
-from runners.stages.measure import run_measured
+#: The file that marks a complete environment (its spec hash).
+MARKER = ".bench-env.json"
 
 
 def fix_activate(env_dir: Path) -> None:
@@ -36,57 +39,56 @@ def fix_activate(env_dir: Path) -> None:
             script.write_text(text)
 
 
-def copy_here(src: Path, dst: Path, log_dir: str, timeout_s: float,
-              log_name: str = "stage") -> dict[str, Any]:
-    """rsync ``src`` to ``dst`` on this node unless ``dst`` holds the same build.
+def archive_of(src: Path, timeout_s: float) -> Path:
+    """``<env>.tar`` beside the environment (no ``*.pyc``, no marker), made once per build:
+    every node reads this one file from the shared filesystem instead of the environment's
+    thousands of small files (the metadata load mpi4py-import measures)."""
+    archive = src.parent / f"{src.name}.tar"
+    stamp = src.parent / f"{src.name}.tar.marker"
+    with open(f"{archive}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if archive.is_file() and stamp.is_file() and stamp.read_text() == (
+                src / MARKER).read_text():
+            return archive
+        tmp = archive.with_suffix(".tar.tmp")
+        subprocess.run(["tar", "--exclude=*.pyc", f"--exclude=./{MARKER}", "-cf", str(tmp),
+                        "-C", str(src), "."], check=True, capture_output=True,
+                       timeout=timeout_s)
+        tmp.replace(archive)
+        stamp.write_text((src / MARKER).read_text())
+    return archive
 
-    ``*.pyc`` files are not copied; the activate script is rewritten for the new place;
-    the marker is copied last, so a copy cut short is never taken for current.
 
-    Returns
-    -------
-    dict
-        ``host``, ``mode`` (``rsync`` or ``current``), ``seconds`` and ``logs``.
-    """
+def extract_here(src: Path, dst: Path, archive: Path, timeout_s: float) -> dict[str, Any]:
+    """Unpack ``archive`` into ``dst`` on this node unless ``dst`` holds the same build."""
     t0 = time.perf_counter()
     host = socket.gethostname()
-    if shutil.which("rsync") is None:
-        raise StageError("stage", "error", f"rsync is not installed on node {host} "
-                         "(Debian: apt-get install rsync)")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    # One copy at a time into the same place (the jobs of a sweep stage concurrently).
     with open(f"{dst}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (dst / MARKER).is_file() and (dst / MARKER).read_text() == (src / MARKER).read_text():
             return {"host": host, "mode": "current", "seconds": time.perf_counter() - t0,
                     "logs": []}
-        return rsync(src, dst, log_dir, timeout_s, log_name, t0)
-
-
-def rsync(src: Path, dst: Path, log_dir: str, timeout_s: float, log_name: str,
-          t0: float) -> dict[str, Any]:
-    """The copy itself (see :func:`copy_here`), the marker last."""
-    host = socket.gethostname()
-    (dst / MARKER).unlink(missing_ok=True)
-    out, err = log_paths(log_dir, log_name)
-    argv = ["rsync", "-a", "--delete", "--exclude", "*.pyc", "--exclude", MARKER,
-            f"{src}/", f"{dst}/"]
-    check_exit(run_measured(argv, out, err, timeout_s, snapshot=False), "stage",
-               f"rsync on {host}")
-    fix_activate(dst)
-    shutil.copy2(src / MARKER, dst / MARKER)
-    return {"host": host, "mode": "rsync", "seconds": time.perf_counter() - t0,
-            "logs": [str(out), str(err)]}
+        shutil.rmtree(dst, ignore_errors=True)
+        dst.mkdir()
+        out = subprocess.run(["tar", "-xf", str(archive), "-C", str(dst)], capture_output=True,
+                             text=True, timeout=timeout_s)
+        if out.returncode != 0:
+            raise RuntimeError(f"tar -xf {archive} on {host} exited {out.returncode}: "
+                               f"{out.stderr.strip()[-300:]}")
+        fix_activate(dst)
+        shutil.copy2(src / MARKER, dst / MARKER)
+    return {"host": host, "mode": "tar", "seconds": time.perf_counter() - t0, "logs": []}
 
 
 def main(argv: list[str]) -> int:
-    """``SRC DST LOG_DIR TIMEOUT_S``: copy on this node, print one JSON line."""
-    src, dst, log_dir, timeout_s = argv
-    host = socket.gethostname()
+    """``SRC DST ARCHIVE TIMEOUT_S``: unpack ARCHIVE into DST on this node (skipped where
+    current); print one JSON line."""
+    src, dst, archive, timeout_s = argv
     try:
-        done = copy_here(Path(src), Path(dst), log_dir, float(timeout_s), f"stage.{host}")
-    except StageError as exc:
-        print(json.dumps({"host": host, "error": str(exc)}), flush=True)
+        done = extract_here(Path(src), Path(dst), Path(archive), float(timeout_s))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        print(json.dumps({"host": socket.gethostname(), "error": str(exc)}), flush=True)
         return 1
     print(json.dumps(done), flush=True)
     return 0

@@ -77,7 +77,8 @@ def test_mpi4py_import_on_1_2_and_4_nodes_on_tmpfs_and_scratch(
         assert {row["host"] for row in per_node} == hosts
         assert t["launch.nodes"] == str(nodes)
         if fs == "tmpfs" and nodes > 1:
-            assert m["stage.nodes"] == nodes and t["stage.hosts"] == ",".join(sorted(hosts))
+            assert m["stage.nodes"] == nodes == m["stage.copied"]
+            assert t["stage.hosts"] == ",".join(sorted(hosts))
             for host in hosts:
                 assert m[f"stage.node.{host}_s"] > 0
             assert m["stage.node.max_s"] >= m["stage.node.min_s"]
@@ -106,7 +107,8 @@ def test_a_rank_that_cannot_start_ends_the_step_at_once(run_py: RunPy, store: St
     assert "No such file or directory" in tags["failure.message"], tags["failure.message"]
 
 
-def test_a_drained_node_is_left_out_and_the_run_finishes_with_telemetry_per_node(run_py: RunPy, store: Store) -> None:
+def test_a_drained_node_is_left_out_and_the_run_finishes_with_telemetry_per_node(
+        run_py: RunPy, store: Store) -> None:
     env = slurm_env()
     subprocess.run(["scontrol", "update", "NodeName=node3", "State=DRAIN", "Reason=bench-test"],
                    env=env, check=True, timeout=30)

@@ -14,11 +14,11 @@ import psutil
 import pytest
 
 from runners.config.schema import MachineConfig
-from runners.stages.base import MARKER, StageError, StageResult
+from runners.stages.base import StageError, StageResult
 from runners.stages.env import spec_hash, stage_env
 from runners.stages.launch import launch_prefix
 from runners.stages.measure import host_snapshot, kill_tree, run_measured, tail
-from runners.stages.node_copy import fix_activate
+from runners.stages.node_copy import MARKER, fix_activate
 from runners.stages.results import ResultParseError, parse_line, parse_output
 from runners.stages.warmup import import_code, parse_strace_summary
 from runners.tracking.store import flatten
