@@ -266,3 +266,20 @@ def test_a_failures_cause_is_its_telling_line_and_its_last(tmp_path: Path) -> No
     assert cause(log) == "segfault"
     log.write_text("")
     assert cause(log) == ""
+
+
+def test_the_warmup_writes_bytecode_even_where_the_shell_says_not_to(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PYTHONDONTWRITEBYTECODE (set on many CI hosts) must not stop the warm-up from doing
+    its job: otherwise every trial compiles the suite again."""
+    from runners.stages.warmup import warmup
+
+    pkg = tmp_path / "site" / "bytecode_probe"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("VALUE = 1\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    staged = StageResult("stage", 0.0, data={"env_dir": sys.prefix})
+    res = warmup(staged, ["bytecode_probe"], str(tmp_path / "logs"), use_strace=False)
+    assert "bytecode_probe" in res.tags["warmup.module_files"]
+    assert list((pkg / "__pycache__").glob("__init__.*.pyc"))
