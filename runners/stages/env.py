@@ -19,7 +19,7 @@ from typing import Any
 from runners.stages import node_copy
 from runners.stages.base import FREEZE, StageError, StageResult, check_exit, log_paths
 from runners.stages.measure import run_measured, tail
-from runners.stages.node_copy import MARKER, archive_of, fix_activate
+from runners.stages.node_copy import MARKER, archive_of, fix_activate, is_current, locked
 
 
 def spec_hash(spec_text: str) -> str:
@@ -124,11 +124,8 @@ def copy_here(src: Path, dst: Path, log_dir: str, timeout_s: float,
     if shutil.which("rsync") is None:
         raise StageError("stage", "error", f"rsync is not installed on node {host} "
                          "(Debian: apt-get install rsync)")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    # One copy at a time into the same place (the jobs of a sweep stage concurrently).
-    with open(f"{dst}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (dst / MARKER).is_file() and (dst / MARKER).read_text() == (src / MARKER).read_text():
+    with locked(dst):
+        if is_current(src, dst):
             return {"host": host, "mode": "current", "seconds": time.perf_counter() - t0,
                     "logs": []}
         return rsync(src, dst, log_dir, timeout_s, log_name, t0)

@@ -12,6 +12,7 @@ storage), and prints one JSON line: its host, what it did and how long it took.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import re
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +61,26 @@ def archive_of(src: Path, timeout_s: float) -> Path:
     return archive
 
 
+@contextlib.contextmanager
+def locked(dst: Path) -> Iterator[None]:
+    """One copy at a time into ``dst`` (the jobs of a sweep stage concurrently)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{dst}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def is_current(src: Path, dst: Path) -> bool:
+    """``dst`` holds a complete copy of the same build as ``src``."""
+    return (dst / MARKER).is_file() and (dst / MARKER).read_text() == (src / MARKER).read_text()
+
+
 def extract_here(src: Path, dst: Path, archive: Path, timeout_s: float) -> dict[str, Any]:
     """Unpack ``archive`` into ``dst`` on this node unless ``dst`` holds the same build."""
     t0 = time.perf_counter()
     host = socket.gethostname()
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{dst}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (dst / MARKER).is_file() and (dst / MARKER).read_text() == (src / MARKER).read_text():
+    with locked(dst):
+        if is_current(src, dst):
             return {"host": host, "mode": "current", "seconds": time.perf_counter() - t0,
                     "logs": []}
         shutil.rmtree(dst, ignore_errors=True)
