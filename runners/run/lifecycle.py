@@ -22,7 +22,6 @@ from omegaconf import DictConfig, OmegaConf
 from parsl_configs.scheduler import scheduler
 from runners.errors import ConfigError, RunFailed, one_line
 from runners.kinds.base import Kind
-from runners.run.pipeline import execute
 from runners.stages.base import StageError
 from runners.stages.launch import launch_nodes
 from runners.tracking.driver import driver_tags
@@ -175,6 +174,8 @@ def close_run(cfg: DictConfig, kind: Kind, dfk: Any, tracker: Tracker, run_id: s
         if parsl_error is not None:
             raise StageError("parsl", "scheduler", f"could not start Parsl on machine="
                              f"{cfg.machine.name}: {type(parsl_error).__name__}: {parsl_error}")
+        from runners.run.pipeline import execute  # deferred: numpy, for a dry run's start
+
         summary = execute(cfg, kind, dfk, tracker, run_id, out_dir, label, quiet)
         tracker.end_run(run_id, "FINISHED")
     except StageError as err:
