@@ -121,13 +121,13 @@ def copy_here(src: Path, dst: Path, log_dir: str, timeout_s: float,
     """
     t0 = time.perf_counter()
     host = socket.gethostname()
-    if shutil.which("rsync") is None:
-        raise StageError("stage", "error", f"rsync is not installed on node {host} "
-                         "(Debian: apt-get install rsync)")
     with locked(dst):
         if is_current(src, dst):
             return {"host": host, "mode": "current", "seconds": time.perf_counter() - t0,
                     "logs": []}
+        if shutil.which("rsync") is None:
+            raise StageError("stage", "error", f"rsync is not installed on node {host} "
+                             "(Debian: apt-get install rsync)")
         return rsync(src, dst, log_dir, timeout_s, log_name, t0)
 
 

@@ -283,3 +283,11 @@ def test_the_warmup_writes_bytecode_even_where_the_shell_says_not_to(
     res = warmup(staged, ["bytecode_probe"], str(tmp_path / "logs"), use_strace=False)
     assert "bytecode_probe" in res.tags["warmup.module_files"]
     assert list((pkg / "__pycache__").glob("__init__.*.pyc"))
+
+
+def test_a_current_copy_needs_no_rsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = _fake_env(tmp_path)
+    stage_env(env, str(tmp_path / "fs"), str(tmp_path / "logs"))
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))     # rsync is not found now
+    again = stage_env(env, str(tmp_path / "fs"), str(tmp_path / "logs"))
+    assert again.tags["stage.mode"] == "current"
