@@ -11,7 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, SCRIPTS, RunPy, Server, Store, child_env, script, start
+from tests.support import (
+    ROOT,
+    SCRIPTS,
+    HttpReceiver,
+    RunPy,
+    Server,
+    SmtpSink,
+    Store,
+    child_env,
+    script,
+    start,
+)
 
 
 @pytest.fixture
@@ -89,3 +100,22 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for scenario, started, recorded, lost in FAULTS:
         tr.write_line(f"{scenario:<{width}}  {started:>7}  {recorded:>8}  {lost:>4}")
     tr.write_line(f"total lost: {sum(f[3] for f in FAULTS)}")
+
+
+@pytest.fixture
+def http_receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpReceiver]:
+    """A webhook receiver on 127.0.0.1 recording every request (``.url``, ``.requests``,
+    ``.replies`` to answer in order, ``.delay``); a proxy set in the environment is not
+    used for it."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    with HttpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 keeping the mails it accepts
+    (``.mails``, ``.env`` with the BENCH_SMTP_* variables pointing at it, ``.replies``,
+    ``.refuse``, ``.logins``)."""
+    with SmtpSink() as sink:
+        yield sink

@@ -1,6 +1,7 @@
 """What the tests share: the project root, a temporary MLflow store, the environment of
 ``run.py`` subprocesses, config composition, the real MLflow server (``cluster/mlflow/``)
-and a TCP proxy that can be cut between a driver and that server.
+a TCP proxy that can be cut between a driver and that server, and the local receivers of
+notifications (an HTTP webhook receiver, an SMTP sink).
 
 Fixtures live in ``tests/conftest.py``; test modules import helpers from here only, never
 from one another.
@@ -9,6 +10,9 @@ from one another.
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
+import json
 import os
 import select
 import socket
@@ -17,8 +21,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -316,3 +322,160 @@ class Proxy:
             for sock in (a, b):
                 with contextlib.suppress(OSError):
                     sock.close()
+
+
+@dataclass
+class Received:
+    """One request an :class:`HttpReceiver` got."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+class HttpReceiver:
+    """A webhook receiver on 127.0.0.1 (an ephemeral port) that records every request.
+
+    It answers ``replies`` in order (HTTP statuses; 200 once they are used up), each
+    after waiting up to ``delay`` seconds (to make a client time out).  ``url`` is a
+    webhook-like address with a secret-looking path.  Use it as a context manager.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[Received] = []
+        self.replies: list[int] = []
+        self.delay = 0.0
+        self.release = threading.Event()   # set at exit: a delayed reply ends at once
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # the name http.server calls
+                size = int(self.headers.get("Content-Length") or 0)
+                owner.requests.append(Received(self.command, self.path,
+                                               dict(self.headers.items()),
+                                               self.rfile.read(size)))
+                if owner.delay:
+                    owner.release.wait(owner.delay)
+                status = owner.replies.pop(0) if owner.replies else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass   # no request lines in the test output
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT/hooks/T0/B0/secret-token``."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T0/B0/secret-token"
+
+    def __enter__(self) -> HttpReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class Mail:
+    """One mail an :class:`SmtpSink` accepted: envelope sender and recipients, the
+    parsed message."""
+
+    sender: str
+    recipients: list[str]
+    message: EmailMessage
+
+
+class SmtpSink:
+    """A real SMTP server (``aiosmtpd``) on 127.0.0.1, an ephemeral port, that keeps
+    what it accepts in ``mails``.
+
+    ``replies``: answers to DATA in order (e.g. ``"451 4.3.0 try again later"``; then
+    ``250 OK``); ``refuse``: recipients answered ``550``; ``credentials``: if set, the
+    only ``(user, password)`` AUTH accepts (every attempt is kept in ``logins``).  It
+    offers AUTH without TLS and no STARTTLS.  ``env`` holds the ``BENCH_SMTP_*``
+    variables that point at it.  Use it as a context manager.
+    """
+
+    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
+        # Imported here: only the tests of notifications need aiosmtpd (a dev extra).
+        import asyncio
+
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        self.mails: list[Mail] = []
+        self.replies: list[str] = []
+        self.refuse: set[str] = set()
+        self.logins: list[tuple[str, str]] = []
+        sink = self
+
+        class Handler:
+            async def handle_RCPT(self, server: Any, session: Any, envelope: Any,
+                                  address: str, options: list[str]) -> str:
+                if address in sink.refuse:
+                    return "550 5.1.1 no such user here"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(self, server: Any, session: Any,
+                                  envelope: Any) -> str:
+                if sink.replies:
+                    return sink.replies.pop(0)
+                raw = envelope.content.replace(b"\r\n", b"\n")   # as a mailbox would keep it
+                parsed = email.message_from_bytes(raw, policy=email.policy.default)
+                assert isinstance(parsed, EmailMessage)
+                sink.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), parsed))
+                return "250 OK"
+
+        def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
+                         auth_data: Any) -> AuthResult:
+            login = (auth_data.login.decode(), auth_data.password.decode())
+            sink.logins.append(login)
+            # handled=False: the server answers 235 or 535 itself
+            return AuthResult(success=credentials is None or login == credentials,
+                              handled=False, auth_data=auth_data)
+
+        class Ephemeral(Controller):
+            """Listens on port 0; the port the system chose is read before the check
+            that the server answers."""
+
+            def _trigger_server(self) -> None:
+                assert isinstance(self.server, asyncio.Server)
+                self.port = self.server.sockets[0].getsockname()[1]
+                super()._trigger_server()
+
+        self.controller = Ephemeral(Handler(), hostname="127.0.0.1", port=0,
+                                    authenticator=authenticate, auth_require_tls=False,
+                                    ready_timeout=10)
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        return int(self.controller.port)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``BENCH_SMTP_HOST`` and ``BENCH_SMTP_PORT`` pointing at this sink."""
+        return {"BENCH_SMTP_HOST": "127.0.0.1", "BENCH_SMTP_PORT": str(self.port)}
+
+    def __enter__(self) -> SmtpSink:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
