@@ -12,7 +12,8 @@ import time
 import pytest
 
 from runners.errors import InputError
-from runners.publish.notify import Alert, check_target, fresh, message, send, shown
+from runners.publish.notify import Alert, check_target, fresh, message, plain, send, shown
+from runners.publish.notify.mail import SmtpSettings
 from tests.support import HttpReceiver, SmtpSink
 
 RUN_A, RUN_B = "a" * 32, "b" * 32
@@ -53,12 +54,12 @@ def test_message_text_names_series_size_medians_commits_runs_confirmation_link()
     assert head == "bench: 2 new regressions on cori, perlmutter"
     assert first.splitlines() == [
         "Regression: mpi4py_import total_s.median on cori/scratch (config 1a2b3c4d): +12.0% "
-        "(median 1.25 s -> 1.4 s; lower is better)",
+        "(median 1.25 s → 1.4 s; lower is better)",
         "  commits 0123456789ab..fedcba987654",
-        f"  runs {RUN_A} (before) -> {RUN_B} (first after)",
+        f"  runs {RUN_A} (before) → {RUN_B} (first after)",
         "  confirmed by 3 reruns (p=0.004)",
         "  report: https://ci.example.org/bench/index.html#cori"]
-    assert "-8.0% (median 10 GB/s -> 9.2 GB/s; higher is better)" in second
+    assert "-8.0% (median 10 GB/s → 9.2 GB/s; higher is better)" in second
     assert "commit 0123456789ab (before the step; the other is unknown)" in second
     assert "report:" not in second and "confirmed" not in second
     assert [a["machine"] for a in body["alerts"]] == ["cori", "perlmutter"]
@@ -75,6 +76,15 @@ def test_message_is_strict_json_and_says_when_commits_do_not_differ() -> None:
     assert "same commit 0123456789ab before and after: not a code change" in body["text"]
     assert message([])["text"] == "bench: no new regressions"
     assert message(ALERTS[:1])["text"].startswith("bench: 1 new regression on cori\n")
+
+
+def test_text_escapes_what_slack_reads_as_markup_but_mail_does_not() -> None:
+    odd = [alert(experiment="a<b>&c", report_url="https://ci.example.org/r?x=1&y=2")]
+    assert "Regression: a&lt;b&gt;&amp;c total_s.median" in message(odd)["text"]
+    assert "report: https://ci.example.org/r?x=1&amp;y=2" in message(odd)["text"]
+    assert "Regression: a<b>&c total_s.median" in plain(odd)
+    assert message(odd)["alerts"][0]["experiment"] == "a<b>&c"
+    assert plain(ALERTS) == message(ALERTS)["text"]   # nothing to escape in the usual case
 
 
 def test_key_is_the_step_not_the_verdict() -> None:
@@ -172,7 +182,8 @@ def test_mail_reaches_every_recipient(smtp_sink: SmtpSink) -> None:
     assert msg["From"] == "bench@ci.example.org"
     assert msg["To"] == "oncall@example.org, perf@example.org"
     text = msg.get_body(preferencelist=("plain",))
-    assert text is not None and text.get_content().strip() == message(ALERTS)["text"]
+    assert text is not None and text.get_content().strip() == plain(ALERTS)
+    assert text["Content-Transfer-Encoding"] == "quoted-printable"   # "→" is not 7-bit
     [attachment] = list(msg.iter_attachments())
     assert attachment.get_filename() == "regressions.json"
     assert json.loads(attachment.get_content()) == message(ALERTS)
@@ -197,6 +208,18 @@ def test_mail_logs_in_when_a_user_is_given() -> None:
         warning = send("mailto:oncall@example.org", ALERTS, environ=env, backoff=0.01)
         assert warning is not None and "failed after 1 attempt: SMTP 535" in warning
         assert "wrong" not in warning and len(sink.mails) == 1
+
+
+def test_smtp_settings_from_the_environment_hide_the_password() -> None:
+    env = {"BENCH_SMTP_HOST": "smtp.example.org", "BENCH_SMTP_PORT": "587",
+           "BENCH_SMTP_USER": "bench", "BENCH_SMTP_PASSWORD": "s3cret",
+           "BENCH_SMTP_FROM": "bench@ci.example.org", "BENCH_SMTP_STARTTLS": "1"}
+    settings = SmtpSettings.from_environ(env)
+    assert settings == SmtpSettings("smtp.example.org", 587, "bench", "s3cret",
+                                    "bench@ci.example.org", starttls=True)
+    assert "s3cret" not in repr(settings)
+    assert SmtpSettings.from_environ({"BENCH_SMTP_HOST": "h"}) == SmtpSettings(
+        "h", 25, None, None, f"bench@{socket.gethostname()}", starttls=False)
 
 
 def test_mail_partly_refused_says_who(smtp_sink: SmtpSink) -> None:

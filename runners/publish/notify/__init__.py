@@ -3,7 +3,8 @@
 A target is an ``http(s)://`` URL (a webhook: Slack, Mattermost, any receiver of JSON) or
 ``mailto:ADDR[,ADDR...]`` (mail through the SMTP server of :class:`SmtpSettings`).  The
 message (:func:`message`) is ``{"version": 1, "text": ..., "alerts": [...]}``: ``text`` is
-what a chat shows (Slack reads that field) and the mail's body, ``alerts`` the same as data.
+what a chat shows (Slack reads that field; a mail's body is the same, unescaped),
+``alerts`` the same as data.
 
 :func:`send` never raises because a receiver is down or refuses: it retries transient
 failures (connection errors, timeouts, HTTP 5xx/429, SMTP 4xx) with a bounded backoff and
@@ -18,21 +19,22 @@ import hashlib
 import http.client
 import json
 import math
-import re
-import smtplib
-import socket
-import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from typing import Any
 from urllib.parse import urlsplit
 
 from runners.errors import InputError, one_line
+from runners.publish.notify.mail import (
+    MailDeferred,
+    MailRefused,
+    SmtpSettings,
+    mail_recipients,
+    send_mail,
+)
 
 #: Version of the JSON message (bumped when a field changes meaning or disappears).
 FORMAT = 1
@@ -40,8 +42,6 @@ FORMAT = 1
 MAX_PAUSE = 5.0
 #: The accepted forms of a target, as error messages name them.
 FORMS = "an http:// or https:// webhook URL, or mailto:ADDRESS[,ADDRESS...]"
-ADDRESS = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+")
-YES, NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -136,61 +136,6 @@ def fresh(alerts: Iterable[Alert], notified: Collection[str]) -> list[Alert]:
     return out
 
 
-@dataclass(frozen=True)
-class SmtpSettings:
-    """Where and how mail is sent, from the environment.
-
-    ``BENCH_SMTP_HOST`` (required for ``mailto:``), ``BENCH_SMTP_PORT`` (default 25),
-    ``BENCH_SMTP_USER`` and ``BENCH_SMTP_PASSWORD`` (log in only when given, both then),
-    ``BENCH_SMTP_FROM`` (default ``bench@<hostname>``), ``BENCH_SMTP_STARTTLS=1`` (upgrade
-    to TLS with the system's CAs before logging in; the mail is not sent in clear if the
-    server does not offer it).
-    """
-
-    host: str
-    port: int = 25
-    user: str | None = None
-    password: str | None = None
-    sender: str = ""
-    starttls: bool = False
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> SmtpSettings:
-        """The settings; InputError (one line naming the variable) when one is wrong."""
-        host = environ.get("BENCH_SMTP_HOST", "").strip()
-        if not host:
-            raise InputError("mailto: targets need an SMTP server: set BENCH_SMTP_HOST "
-                             "(and BENCH_SMTP_PORT if not 25)")
-        port_text = environ.get("BENCH_SMTP_PORT", "25").strip() or "25"
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise InputError(f"BENCH_SMTP_PORT={port_text!r} is not a port; give a number "
-                             "from 1 to 65535 (default 25)")
-        user = environ.get("BENCH_SMTP_USER") or None
-        password = environ.get("BENCH_SMTP_PASSWORD") or None
-        if (user is None) != (password is None):
-            given, missing = ("USER", "PASSWORD") if user else ("PASSWORD", "USER")
-            raise InputError(f"BENCH_SMTP_{given} is set but BENCH_SMTP_{missing} is not; "
-                             "set both to log in, or neither")
-        tls = environ.get("BENCH_SMTP_STARTTLS", "").strip().lower()
-        if tls not in YES + NO:
-            raise InputError(f"BENCH_SMTP_STARTTLS={tls!r} is not a yes/no value; give 1 or 0")
-        sender = environ.get("BENCH_SMTP_FROM", "").strip() or f"bench@{socket.gethostname()}"
-        if not ADDRESS.fullmatch(sender):
-            raise InputError(f"BENCH_SMTP_FROM={sender!r} is not a mail address; give one "
-                             "such as bench@example.org")
-        return cls(host, int(port_text), user, password, sender, tls in YES)
-
-
-def mail_recipients(target: str) -> list[str]:
-    """The addresses of a ``mailto:a@x[,b@y]`` target (InputError if one is not one)."""
-    addresses = [a.strip() for a in target[len("mailto:"):].split(",")]
-    bad = [a for a in addresses if not ADDRESS.fullmatch(a)]
-    if bad:
-        raise InputError(f"notification target {target!r}: {bad[0]!r} is not a mail address; "
-                         "give mailto:ADDRESS[,ADDRESS...]")
-    return addresses
-
-
 def check_target(target: str, environ: Mapping[str, str]) -> None:
     """Check a notification target before anything runs: ``http(s)://...`` (webhook) or
     ``mailto:ADDR[,ADDR...]`` (mail; needs ``BENCH_SMTP_HOST`` in ``environ``).
@@ -243,7 +188,7 @@ def describe(alert: Alert) -> str:
     """One paragraph for people: series, size, medians, commits, runs, confirmation, link."""
     unit = f" {alert.unit}" if alert.unit else ""
     lines = [f"Regression: {alert.series}: {alert.change:+.1%} "
-             f"(median {alert.baseline_median:.4g}{unit} -> {alert.latest_median:.4g}{unit}; "
+             f"(median {alert.baseline_median:.4g}{unit} → {alert.latest_median:.4g}{unit}; "
              f"{alert.direction} is better)"]
     before, after = alert.commit_before, alert.commit_after
     if before and after and before == after:
@@ -254,7 +199,7 @@ def describe(alert: Alert) -> str:
     elif before or after:
         lines.append(f"  commit {(before or after or '')[:12]} "
                      f"({'before' if before else 'after'} the step; the other is unknown)")
-    lines.append(f"  runs {alert.run_before} (before) -> {alert.run_after} (first after)")
+    lines.append(f"  runs {alert.run_before} (before) → {alert.run_after} (first after)")
     if alert.confirmed:
         lines.append(f"  {alert.confirmed}")
     if alert.report_url:
@@ -262,19 +207,21 @@ def describe(alert: Alert) -> str:
     return "\n".join(lines)
 
 
+def plain(alerts: Sequence[Alert]) -> str:
+    """The headline, then one paragraph per alert (the body of a mail)."""
+    return "\n\n".join([headline(alerts), *(describe(a) for a in alerts)])
+
+
 def message(alerts: Sequence[Alert]) -> dict[str, Any]:
-    """The JSON message: ``version``, Slack-compatible ``text`` (the headline, then one
-    paragraph per alert) and ``alerts`` (:meth:`Alert.to_dict` of each)."""
-    text = "\n\n".join([headline(alerts), *(describe(a) for a in alerts)])
+    """The JSON message: ``version``, ``text`` (:func:`plain` with ``&``, ``<`` and ``>``
+    escaped as Slack asks: they are its markup) and ``alerts`` (each one's
+    :meth:`Alert.to_dict`)."""
+    text = plain(alerts).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return {"version": FORMAT, "text": text, "alerts": [a.to_dict() for a in alerts]}
 
 
 class _Permanent(Exception):
-    """A failure that another attempt would not cure (HTTP 4xx, SMTP 5xx, no STARTTLS)."""
-
-
-class _Transient(OSError):
-    """A refusal that another attempt may cure (SMTP 4xx)."""
+    """A failure that another attempt would not cure (HTTP 4xx)."""
 
 
 def _retrying(action: Callable[[], str | None], retries: int,
@@ -287,7 +234,7 @@ def _retrying(action: Callable[[], str | None], retries: int,
     for i in range(attempts):
         try:
             return i + 1, None, action()
-        except _Permanent as exc:
+        except (_Permanent, MailRefused) as exc:
             return i + 1, str(exc), None
         # refused, reset, timed out, HTTP 5xx (URLError is an OSError), a garbled reply
         except (OSError, http.client.HTTPException) as exc:
@@ -302,7 +249,7 @@ def _retrying(action: Callable[[], str | None], retries: int,
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, _Transient):
+    if isinstance(exc, MailDeferred):
         return str(exc)
     if isinstance(exc, urllib.error.URLError):
         return one_line(exc.reason) if isinstance(exc.reason, BaseException) else str(exc.reason)
@@ -321,43 +268,6 @@ def _post(url: str, body: bytes, timeout: float) -> None:
         if exc.code >= 500 or exc.code == 429:
             raise
         raise _Permanent(_reason(exc)) from None
-
-
-def _mail(settings: SmtpSettings, recipients: list[str], alerts: Sequence[Alert],
-          body: dict[str, Any], timeout: float) -> str | None:
-    """Send one mail; SMTP 4xx and lost connections raise (to be retried), 5xx are
-    permanent.  Returns a reason when some recipients were refused, else None."""
-    mail = EmailMessage()
-    mail["From"], mail["To"] = settings.sender, ", ".join(recipients)
-    mail["Subject"], mail["Date"] = headline(alerts), formatdate(localtime=True)
-    mail["Message-ID"] = make_msgid(domain=settings.sender.rsplit("@", 1)[1])
-    mail.set_content(body["text"] + "\n")
-    mail.add_attachment(json.dumps(body, indent=1).encode(), maintype="application",
-                        subtype="json", filename="regressions.json")
-    try:
-        with smtplib.SMTP(settings.host, settings.port, timeout=timeout) as smtp:
-            if settings.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if settings.user and settings.password:
-                smtp.login(settings.user, settings.password)
-            refused = smtp.send_message(mail, settings.sender, recipients)
-    except smtplib.SMTPRecipientsRefused as exc:
-        raise _Permanent(f"every recipient refused: {_refusals(exc.recipients)}") from None
-    except smtplib.SMTPNotSupportedError as exc:
-        raise _Permanent(str(exc)) from None
-    except smtplib.SMTPResponseException as exc:
-        error = exc.smtp_error
-        text = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
-        reason = f"SMTP {exc.smtp_code} {' '.join(text.split())}"
-        if 400 <= exc.smtp_code < 500:
-            raise _Transient(reason) from None
-        raise _Permanent(reason) from None
-    return f"some recipients refused: {_refusals(refused)}" if refused else None
-
-
-def _refusals(refused: Mapping[str, tuple[int, bytes]]) -> str:
-    return "; ".join(f"{who} ({code} {msg.decode(errors='replace').strip()})"
-                     for who, (code, msg) in refused.items())
 
 
 def send(target: str, alerts: Sequence[Alert], *, environ: Mapping[str, str],
@@ -404,8 +314,12 @@ def send(target: str, alerts: Sequence[Alert], *, environ: Mapping[str, str],
         recipients = mail_recipients(target)
         where = f"{target} (via {settings.host}:{settings.port})"
 
+        attachment = ("regressions.json", "application/json",
+                      json.dumps(body, indent=1).encode())
+
         def action() -> str | None:
-            return _mail(settings, recipients, alerts, body, timeout)
+            return send_mail(settings, recipients, headline(alerts), plain(alerts),
+                             attachment, timeout)
     else:
         where = shown(target)
         data = json.dumps(body).encode()
