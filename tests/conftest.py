@@ -1,5 +1,6 @@
-"""Shared fixtures: a temporary MLflow store, a run.py runner, the session's MLflow server
-and the fault-injection table.  Helpers are in :mod:`tests.support`."""
+"""Shared fixtures: a temporary MLflow store, a run.py runner, the session's MLflow server,
+the fault-injection table and the receivers of notifications (``http_receiver``,
+``smtp_sink``).  Helpers are in :mod:`tests.support`."""
 
 from __future__ import annotations
 
