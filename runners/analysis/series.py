@@ -22,7 +22,7 @@ SERIES_TAGS = {"machine": "tag.machine", "fs": "tag.fs", "config_hash": "tag.con
 SERIES_KEYS = ("experiment", "metric", *SERIES_TAGS)
 #: ``judge`` statuses as written to the ``regress.<metric>`` tag.
 VERDICT_TAG = {"regression": "regression", "improvement": "improvement", "no change": "ok",
-               "not enough data": "not enough data"}
+               "not enough data": "not enough data", "ignored": "ignored"}
 #: Summary statistics that keep the direction of their base metric (std, cv: lower is better).
 DIRECTED_STATS = ("median", "mean", "min", "max")
 
@@ -116,9 +116,14 @@ def regress_frame(frame: pd.DataFrame, metrics: Sequence[str], **options: Any) -
         ``time_after`` (start times of the last baseline and the first latest run) and
         ``newest_run_id`` / ``newest_time`` (the series' newest run).
     """
+    return judge_series(series_frame(frame, metrics), **options)
+
+
+def judge_series(long: pd.DataFrame, **options: Any) -> pd.DataFrame:
+    """:func:`regress_frame` over a long table of :func:`series_frame` rows (perhaps cut
+    to each series' newest accepted step)."""
     from runners.analysis.regress import judge_frame
 
-    long = series_frame(frame, metrics)
     keys = list(SERIES_KEYS)
     judged = judge_frame(long, "value", keys, "start_time", direction_col="direction",
                          commit_col="commit", run_id_col="run_id", **options)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from runners.cli import (
     analytics,
+    baseline,
     compare,
     nightly,
     options,
@@ -25,8 +26,8 @@ from runners.cli import (
 )
 
 #: Every verb's module, in the order ``bench --help`` lists them; each registers its verbs.
-VERBS = (runs, ui, compare, scaling, regress, report, analytics, publish, nightly, schedule,
-         sync)
+VERBS = (runs, ui, compare, scaling, regress, baseline, report, analytics, publish, nightly,
+         schedule, sync)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,8 +30,9 @@ from typing import Any
 from runners.cli import publish as publish_verb
 from runners.cli import regress as regress_verb
 from runners.cli import report as report_verb
-from runners.cli.options import DEFAULT_ARTIFACTS, DEFAULT_URI, fail, run_verb
+from runners.cli.options import DEFAULT_ARTIFACTS, DEFAULT_URI, fail, run_verb, whole_option
 from runners.config.schema import PROJECT_ROOT
+from runners.errors import InputError
 
 
 def load_suite(path: Path) -> list[list[str]]:
@@ -105,6 +106,15 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     """Update a repository at a ref, run a suite against it, then regress, report, publish."""
     project = Path(args.project)
     try:
+        whole_option("--confirm", args.confirm or None, 1)
+        if args.notify:
+            from runners.publish.notify import check_target
+
+            for target in args.notify:
+                check_target(target, os.environ)
+    except InputError as exc:
+        return fail(str(exc))
+    try:
         entries = load_suite(Path(args.suite))
         target, commit = update_checkout(args.repo, args.ref, Path(args.cache))
     except ValueError as exc:
@@ -120,7 +130,9 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     failed = [cmd for cmd, code in results if code != 0]
     uri = ["--tracking-uri", args.tracking_uri]
     verbs = (regress_verb, report_verb, publish_verb)     # called in this process
-    regress = run_verb(verbs, ["regress", *uri, *_since(args)])
+    if args.confirm:  # reruns see the checkout as the suite's runs did
+        os.environ["BENCH_TARGET"] = str(target)
+    regress = run_verb(verbs, ["regress", *uri, *_since(args), *_alerting(args)])
     report: Any = run_verb(verbs, ["report", *uri, "--output", args.report_dir])
     published = 0
     if args.results_repo:
@@ -139,6 +151,15 @@ def _since(args: argparse.Namespace) -> list[str]:
     return ["--since", args.since] if args.since else []
 
 
+def _alerting(args: argparse.Namespace) -> list[str]:
+    """The ``bench regress`` options for confirmation reruns and notifications."""
+    out = ["--confirm", args.confirm] if args.confirm else []
+    for target in args.notify or ():
+        out += ["--notify", target]
+    url = args.report_url or (Path(args.report_dir).resolve() / "index.html").as_uri()
+    return [*out, "--report-url", url] if args.notify else out
+
+
 def add_parser(verbs: argparse._SubParsersAction) -> None:
     """Register ``bench nightly``."""
     p = verbs.add_parser("nightly", help=cmd_nightly.__doc__, description=__doc__,
@@ -154,6 +175,15 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--results-repo", default="", help="publish to this git repository's "
                    "results branch (default: do not publish)")
     p.add_argument("--since", default="", help="judge only runs since (e.g. 30d)")
+    p.add_argument("--confirm", metavar="N", default="",
+                   help="rerun each suspected regression N times before calling it one "
+                        "(see bench regress --confirm)")
+    p.add_argument("--notify", action="append", metavar="TARGET",
+                   help="send each new regression once to a webhook URL or mailto:ADDR "
+                        "(see bench regress --notify); repeatable")
+    p.add_argument("--report-url", default="",
+                   help="link to the published report in notifications (default: the "
+                        "report directory as a file:// URL)")
     p.add_argument("--cache", default=str(PROJECT_ROOT / ".cache"),
                    help="where the repository is cloned (default: %(default)s)")
     p.add_argument("--project", default=str(PROJECT_ROOT), help=argparse.SUPPRESS)

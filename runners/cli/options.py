@@ -4,6 +4,7 @@ reading the selected runs of a store."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -65,6 +66,42 @@ def choice(option: str, value: str, choices: Sequence[str]) -> str:
         if value.lower() == item.lower():
             return item
     raise InputError(f"{option} {value!r} is not valid; use one of {', '.join(choices)}")
+
+
+def number_option(option: str, text: str | None, low: float, high: float, *,
+            low_inclusive: bool = False, percent: bool = False) -> float | None:
+    """A number option between ``low`` and ``high`` (``5%`` allowed when ``percent``).
+
+    Returns None when the option is unset.
+    """
+    if text is None:
+        return None
+    word = text.strip()
+    try:
+        value = float(word[:-1]) / 100 if percent and word.endswith("%") else float(word)
+    except ValueError:
+        value = math.nan
+    above = value >= low if low_inclusive else value > low
+    if not (above and value <= high):
+        bracket = "[" if low_inclusive else "("
+        example = "0.05 or 5%" if percent else "0.05"
+        raise InputError(f"{option} {text!r} is not a number in {bracket}{low:g}, {high:g}]; "
+                         f"e.g. {option} {example}")
+    return value
+
+
+def whole_option(option: str, text: str | None, low: int) -> int | None:
+    """A whole-number option ``>= low``, None if unset."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise InputError(f"{option} {text!r} is not a whole number >= {low}; "
+                         f"e.g. {option} {max(low, 5)}")
+    return value
 
 
 def add_store(p: argparse.ArgumentParser) -> None:

@@ -9,13 +9,13 @@ series.  By default the metrics judged are each benchmark's figures of merit.
 from __future__ import annotations
 
 import argparse
-import math
+import os
 import sys
 from typing import Any
 
 from runners.analysis.merits import merit_metrics, only, union
 from runners.analysis.regress import judge
-from runners.analysis.series import regress_frame, regress_report, verdict_tags
+from runners.analysis.series import regress_report, verdict_tags
 from runners.analysis.table import (
     FORMATS,
     available_metrics,
@@ -25,45 +25,18 @@ from runners.analysis.table import (
     render,
     resolve_metric,
 )
-from runners.cli.options import add_selection, choice, fail, load_runs
+from runners.analysis.verdicts import AGAINST
+from runners.cli.confirm import confirm
+from runners.cli.options import (
+    add_selection,
+    choice,
+    fail,
+    load_runs,
+    number_option,
+    whole_option,
+)
 from runners.errors import InputError
 from runners.tracking.tracker import Tracker
-
-
-def _number(option: str, text: str | None, low: float, high: float, *,
-            low_inclusive: bool = False, percent: bool = False) -> float | None:
-    """A number option between ``low`` and ``high`` (``5%`` allowed when ``percent``).
-
-    Returns None when the option is unset.
-    """
-    if text is None:
-        return None
-    word = text.strip()
-    try:
-        value = float(word[:-1]) / 100 if percent and word.endswith("%") else float(word)
-    except ValueError:
-        value = math.nan
-    above = value >= low if low_inclusive else value > low
-    if not (above and value <= high):
-        bracket = "[" if low_inclusive else "("
-        example = "0.05 or 5%" if percent else "0.05"
-        raise InputError(f"{option} {text!r} is not a number in {bracket}{low:g}, {high:g}]; "
-                         f"e.g. {option} {example}")
-    return value
-
-
-def _whole(option: str, text: str | None, low: int) -> int | None:
-    """A whole-number option ``>= low``, None if unset."""
-    if text is None:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = low - 1
-    if value < low:
-        raise InputError(f"{option} {text!r} is not a whole number >= {low}; "
-                         f"e.g. {option} {max(low, 5)}")
-    return value
 
 
 def judge_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -74,18 +47,18 @@ def judge_options(args: argparse.Namespace) -> dict[str, Any]:
     InputError
         On a value out of range or options that do not fit together.
     """
-    min_effect = _number("--min-effect", args.min_effect, 0.0, 10.0, low_inclusive=True,
+    min_effect = number_option("--min-effect", args.min_effect, 0.0, 10.0, low_inclusive=True,
                          percent=True)
     if min_effect is not None and min_effect > 1 and not args.min_effect.strip().endswith("%"):
         raise InputError(f"--min-effect {args.min_effect} means {min_effect:.0%}; give a "
                          "fraction or a percentage, e.g. --min-effect 0.05 or 5%")
     options: dict[str, Any] = {
         "min_effect": min_effect,
-        "alpha": _number("--alpha", args.alpha, 0.0, 0.5),
-        "min_points": _whole("--min-points", args.min_points, 2),
-        "latest": _whole("--latest", args.latest, 2),
-        "baseline": _whole("--baseline", args.baseline, 2),
-        "max_points": _whole("--max-points", args.max_points, 2),
+        "alpha": number_option("--alpha", args.alpha, 0.0, 0.5),
+        "min_points": whole_option("--min-points", args.min_points, 2),
+        "latest": whole_option("--latest", args.latest, 2),
+        "baseline": whole_option("--baseline", args.baseline, 2),
+        "max_points": whole_option("--max-points", args.max_points, 2),
     }
     options = {k: v for k, v in options.items() if v is not None}
     try:
@@ -97,23 +70,51 @@ def judge_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def reference_options(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`runners.analysis.reference.walk` keywords of ``--against reference``."""
+    out: dict[str, Any] = {
+        "window": whole_option("--window", args.window, 2),
+        "k": number_option("--sigmas", args.sigmas, 0.0, 100.0),
+        "min_points": options.get("min_points"),
+        "min_effect": options.get("min_effect"),
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def cmd_regress(args: argparse.Namespace) -> int:
     """Find performance regressions in the history of every benchmark series.
 
     A series is one metric of one (experiment, machine, fs, config.hash) over FINISHED
-    runs, ordered by start time. Each is judged by runners.analysis.regress.judge_frame:
-    the points after the most recent step against those before it, a change needing both
-    a Mann-Whitney p < --alpha and a relative change >= --min-effect. The better direction
-    is the direction.<metric> tag (default lower). Regressions are listed with the range
-    where they appeared (time, commit, run ids); the verdict of every series is written as
-    tags regress.<metric> (regression, improvement, ok, not enough data) and
-    regress.<metric>.change_pct on its newest run unless --dry-run. Exit 1 if any series
-    regressed, else 0.
+    runs, ordered by start time, from its newest `bench baseline accept` on. With --against
+    step (the default) each is judged by runners.analysis.regress.judge_frame: the points
+    after the most recent step against those before it, a change needing both a
+    Mann-Whitney p < --alpha and a relative change >= --min-effect. With --against
+    reference the newest run is judged at once against the series' reference band
+    (the median of the last --window accepted runs +- --sigmas noise sigmas; see `bench
+    baseline show`). The better direction is the direction.<metric> tag (default lower). A series
+    silenced by `bench baseline ignore` is listed as ignored. --confirm N reruns each
+    suspected regression N times (tagged confirm.of=<run id>) and keeps only those the
+    reruns reproduce; --notify posts each new regression once to a webhook or mails it.
+    Regressions are listed with the range where they appeared (time, commit, run ids);
+    the verdict of every series is written as tags regress.<metric> (regression,
+    improvement, ok, refuted, ignored, not enough data) and regress.<metric>.change_pct on
+    its newest run unless --dry-run. Exit 1 if any series regressed, else 0.
     """
+    from runners.analysis.verdicts import judge_all
+
     try:
         fmt = choice("--format", args.format, FORMATS)
+        against = choice("--against", args.against, AGAINST)
         options = judge_options(args)
-        _, frame, _ = load_runs(args, "FINISHED", status_option=False)
+        ref_options = reference_options(args, options)
+        count = whole_option("--confirm", args.confirm, 1)
+        targets = [t for item in args.notify or () for t in parse_list(item)]
+        if targets:  # http.client and email only when they are used
+            from runners.publish.notify import check_target
+
+            for target in targets:
+                check_target(target, os.environ)
+        reader, frame, _ = load_runs(args, "FINISHED", status_option=False)
         per_experiment = None
         if args.metric:
             wanted = [m for item in args.metric for m in parse_list(item)]
@@ -127,9 +128,16 @@ def cmd_regress(args: argparse.Namespace) -> int:
                                  f"{listing(available_metrics(frame), 8)}")
     except InputError as exc:
         return fail(str(exc))
-    result = regress_frame(frame, metrics, **options)
+    result, long = judge_all(frame, metrics, against, options, ref_options)
     if per_experiment is not None:
         result = only(result, per_experiment).reset_index(drop=True)
+    if count:
+        if args.dry_run:
+            print(f"dry run: {int((result['status'] == 'regression').sum())} suspected "
+                  f"regression(s) not rerun", file=sys.stderr)
+        else:
+            result = confirm(result, long, reader, args.tracking_uri, count,
+                             options.get("alpha", 0.05))
     counts = result["status"].value_counts()
     regressions = int(counts.get("regression", 0))
     shown = result if args.all else result[result["status"] == "regression"]
@@ -138,11 +146,17 @@ def cmd_regress(args: argparse.Namespace) -> int:
     if len(shown):
         title = "series" if args.all else "regressions"
         lines.append(render(report, fmt) if fmt == "csv" else f"{title}:\n{render(report, fmt)}")
+        if fmt != "csv" and "confirmation" in shown.columns:
+            lines += [f"  {r.metric} {r.machine}/{r.fs}: {r.confirmation}\n"
+                      for r in shown.itertuples() if r.confirmation]
     elif fmt != "csv":
         lines.append("no regressions\n")
     summary = (f"{len(result)} series checked, {regressions} regressions, "
                f"{int(counts.get('not enough data', 0))} not enough data, "
                f"{int(counts.get('improvement', 0))} improvements")
+    for status in ("refuted", "ignored"):
+        if counts.get(status, 0):
+            summary += f", {int(counts[status])} {status}"
     if args.dry_run:
         summary += "; dry run: no tags written"
     else:
@@ -153,6 +167,10 @@ def cmd_regress(args: argparse.Namespace) -> int:
         summary += f"; verdict tags written on {len(tags)} runs"
     sys.stdout.write("".join(lines))
     print(summary, file=sys.stderr if fmt == "csv" else sys.stdout)
+    if targets:
+        from runners.cli.alerts import notify_new
+
+        notify_new(result, long, frame, targets, args)
     return 1 if regressions else 0
 
 
@@ -179,6 +197,25 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
                         "(default: all of its level)")
     r.add_argument("--max-points", metavar="N",
                    help="only the newest N points of a series are analysed (default: 1000)")
+    r.add_argument("--against", default="step", metavar="{" + ",".join(AGAINST) + "}",
+                   help="judge the points after the latest step (step) or the newest run "
+                        "against the reference band learnt from history (reference); "
+                        "default %(default)s")
+    r.add_argument("--window", metavar="N",
+                   help="--against reference: accepted runs the band is computed from "
+                        "(default: 20)")
+    r.add_argument("--sigmas", metavar="K",
+                   help="--against reference: half-width of the band in noise sigmas "
+                        "(default: 3.5)")
+    r.add_argument("--confirm", metavar="N",
+                   help="rerun each suspected regression N times (same machine, fs and "
+                        "config, tagged confirm.of) and keep it only if the reruns agree")
+    r.add_argument("--notify", action="append", metavar="TARGET",
+                   help="send each new regression once: an http(s) webhook URL (JSON with a "
+                        "Slack-compatible text) or mailto:ADDR (SMTP from BENCH_SMTP_HOST); "
+                        "repeatable")
+    r.add_argument("--report-url", metavar="URL",
+                   help="link to the report, put in the notifications")
     r.add_argument("--all", action="store_true",
                    help="list every series with its status, not only the regressions")
     r.add_argument("--dry-run", action="store_true", help="judge and print; write no tags")

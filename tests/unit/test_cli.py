@@ -31,8 +31,8 @@ def test_verbs_are_listed() -> None:
     """Every verb is a sub-command and is named, as a word, in ``bench --help``."""
     import re
 
-    expected = {"runs", "ui", "compare", "scaling", "regress", "report", "analytics", "publish",
-                "import", "nightly", "schedule", "sync"}
+    expected = {"runs", "ui", "compare", "scaling", "regress", "baseline", "report",
+                "analytics", "publish", "import", "nightly", "schedule", "sync"}
     assert {v for (v,) in _verbs()[1:]} == expected
     words = set(re.findall(r"[a-z]+", build_parser().format_help()))
     assert expected <= words
