@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 CONFIRM_TAG = "confirm.of"
 #: Overrides that are replaced on a rerun (where it is recorded and what it is tagged).
-REPLACED = ("tracking.uri=", f"+tags.{CONFIRM_TAG}=", f"tags.{CONFIRM_TAG}=")
+REPLACED = ("tracking.uri=", f"+tags={{{CONFIRM_TAG}:")
 
 
 def overrides_of(reader: StoreReader, run_id: str) -> list[str] | None:
@@ -44,7 +44,7 @@ def rerun(overrides: list[str], run_id: str, uri: str, count: int) -> list[int]:
     """Run ``python run.py`` ``count`` times with ``overrides``; the exit codes."""
     kept = [o for o in overrides if not o.startswith(REPLACED)]
     argv = [sys.executable, str(PROJECT_ROOT / "run.py"), *kept, f"tracking.uri={uri}",
-            f"+tags.{CONFIRM_TAG}={run_id}"]
+            f"+tags={{{CONFIRM_TAG}:{run_id}}}"]   # merged into the run's other tags
     codes = []
     for i in range(count):
         print(f"confirm: rerun {i + 1}/{count} of run {run_id}: python run.py "

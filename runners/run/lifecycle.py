@@ -89,8 +89,7 @@ def run_tags(cfg: DictConfig, kind: Kind, resolved: dict[str, Any],
     tags.update(driver_tags())
     tags.update(git_info(cfg.project_root))
     tags.update(versions())
-    # Nested keys become dotted tags: +tags.confirm.of=ID gives the tag confirm.of.
-    tags.update(flatten(OmegaConf.to_container(cfg.tags, resolve=True)))
+    tags.update({str(k): str(v) for k, v in cfg.tags.items()})
     return tags
 
 
