@@ -20,6 +20,7 @@ well under 1 % of series (``tests/unit/test_baseline.py`` checks a seeded batch)
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from collections.abc import Sequence
@@ -103,6 +104,27 @@ def band_of(points: Sequence[float], recent: Sequence[float], k: float,
     return median, median - half, median + half
 
 
+def recent_noise(x: np.ndarray, span: int) -> list[float]:
+    """``noise_level(x[max(0, i - span):i])`` for every ``i`` (vectorised where the span
+    is full; the short ones and those where the MAD of differences is 0 one by one)."""
+    n = x.size
+    out = [0.0] * n
+    full = span + 1
+    if n > full:
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        d = sliding_window_view(np.diff(x), span - 1)[: n - span]   # diffs of x[i-span:i]
+        dev = np.abs(d - np.median(d, axis=1, keepdims=True))
+        sig = 1.4826 * np.median(dev, axis=1) / math.sqrt(2.0)
+        tiny = 1e-9 * np.maximum(np.abs(sliding_window_view(x, span)[: n - span]).max(axis=1),
+                                 1e-300)
+        for j, (s, t) in enumerate(zip(sig.tolist(), tiny.tolist(), strict=True)):
+            out[j + span] = s if s > t else noise_level(x[j : j + span])
+    for i in range(min(n, full)):
+        out[i] = noise_level(x[max(0, i - span) : i])
+    return out
+
+
 def walk(values: Sequence[float], direction: str = "lower", *, window: int = WINDOW,
          k: float = K_SIGMA, min_points: int = MIN_POINTS,
          min_effect: float = MIN_EFFECT) -> Band:
@@ -124,18 +146,26 @@ def walk(values: Sequence[float], direction: str = "lower", *, window: int = WIN
     """
     if direction not in ("lower", "higher"):
         raise ValueError(f"direction must be 'lower' or 'higher', got {direction!r}")
+    x = np.asarray(values, dtype=np.float64)
+    sigmas = recent_noise(x, 2 * window)
     accepted: list[float] = []
+    ordered: list[float] = []           # the last ``window`` accepted points, sorted
     last_in: int | None = None
     first_out: int | None = None
     band = (math.nan, math.nan, math.nan)
-    for i, value in enumerate(values):
+    for i, value in enumerate(x.tolist()):
         if len(accepted) >= min_points:
-            band = band_of(accepted[-window:], values[max(0, i - 2 * window) : i], k,
-                           min_effect)
+            m = len(ordered)
+            median = (ordered[m // 2] if m % 2 else (ordered[m // 2 - 1] + ordered[m // 2]) / 2)
+            half = max(widening(k, m) * sigmas[i], min_effect * abs(median))
+            band = (median, median - half, median + half)
             if not band[1] <= value <= band[2]:
                 first_out = i if first_out is None else first_out
                 continue
         accepted.append(value)
+        bisect.insort(ordered, value)
+        if len(ordered) > window:
+            ordered.pop(bisect.bisect_left(ordered, accepted[-window - 1]))
         last_in, first_out = i, None
     if len(accepted) < min_points or not len(values):
         return Band("not enough data", n_reference=len(accepted), latest=float(values[-1])
