@@ -58,7 +58,9 @@ def test_message_text_names_series_size_medians_commits_runs_confirmation_link()
         "  commits 0123456789ab..fedcba987654",
         f"  runs {RUN_A} (before) → {RUN_B} (first after)",
         "  confirmed by 3 reruns (p=0.004)",
-        "  report: https://ci.example.org/bench/index.html#cori"]
+        "  report: https://ci.example.org/bench/index.html#cori",
+        "  if intended: bench baseline accept --series "
+        "mpi4py_import/cori/scratch/1a2b3c4d/total_s.median --reason '...'"]
     assert "-8.0% (median 10 GB/s → 9.2 GB/s; higher is better)" in second
     assert "commit 0123456789ab (before the step; the other is unknown)" in second
     assert "report:" not in second and "confirmed" not in second

@@ -204,6 +204,9 @@ def describe(alert: Alert) -> str:
         lines.append(f"  {alert.confirmed}")
     if alert.report_url:
         lines.append(f"  report: {alert.report_url}")
+    series = "/".join((alert.experiment, alert.machine, alert.fs, alert.config_hash,
+                       alert.metric))
+    lines.append(f"  if intended: bench baseline accept --series {series} --reason '...'")
     return "\n".join(lines)
 
 
