@@ -17,6 +17,7 @@ Pure functions over pandas frames; nothing here touches the store.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -146,48 +147,71 @@ def compare_sides(frame: pd.DataFrame, history: pd.DataFrame,
         When no config has a value of a metric on both sides; the message names the keys
         whose values differ between the sides.
     """
-    import numpy as np
     import pandas as pd
 
     designed = by_design(frame)
     keys = [c for c in MATCHED if c in frame.columns]
     keys += [c for c in config_params(frame) if c not in designed]
-    data = frame.copy()
-    data[keys] = _keys(frame, keys)
-    shown = [k for k in keys if k in MATCHED[1:] or data[k].nunique() > 1]
-    trials = {(r, k): g.to_numpy(dtype="float64")
+    data = _keys(frame, keys)
+    shown = [k for k in keys if k in MATCHED[1:] or (data[k].nunique() > 1 and (
+        k == "experiment" or not _follows(data, [m for m in MATCHED if m in keys], k)))]
+    trials = {(r, k): g.tolist()
               for (r, k), g in history.groupby(["run_id", "key"], sort=False)["value"]}
+    columns = sorted({c for cs in metrics.values() for c in cs if c in frame.columns})
+    done = (frame["status"] == "FINISHED").tolist()
+    ids = frame["run_id"].astype(str).tolist()
+    values = {c: frame[c].tolist() for c in columns}
+    # {config: {side: [row position of each run]}}, in plain Python: a few thousand runs
+    groups: dict[tuple[str, ...], dict[str, list[int]]] = {}
+    for i, (config, side) in enumerate(zip(data.itertuples(index=False, name=None),
+                                           frame[SIDE], strict=True)):
+        groups.setdefault(config, {s: [] for s in SIDES})[side].append(i)
+    directions = {c: _first(frame, f"tag.direction.{label(c).removesuffix('.median')}")
+                  for c in columns}
     rows: list[dict[str, Any]] = []
     matched = False
-    for (experiment, *config), runs in data.groupby(keys, sort=True):
-        for column in metrics.get(str(experiment), []):
+    for config in sorted(groups, key=lambda t: tuple(map(_natural, t))):
+        row = dict(zip(keys, config, strict=True))
+        for column in metrics.get(row["experiment"], []):
             name = label(column).removesuffix(".median")
-            per_trial = label(column).endswith(".median")
-            direction = _first(runs, f"tag.direction.{name}") or "lower"
-            got: dict[str, Any] = {}
+            got: dict[str, tuple[float, list[float]]] = {}
             for side in SIDES:
-                mine = runs[(runs[SIDE] == side) & (runs["status"] == "FINISHED")]
-                mine = mine[mine[column].notna()] if column in mine else mine.iloc[:0]
-                values = [v for r in mine["run_id"] for v in trials.get((r, name), [])
-                          ] if per_trial else []
-                got[side] = (np.median(values) if values else mine[column].median()
-                             if len(mine) else float("nan"), values)
+                mine = [i for i in groups[config][side] if done[i] and column in values
+                        and not math.isnan(values[column][i])]
+                per_trial = [v for i in mine for v in trials.get((ids[i], name), [])
+                             ] if label(column).endswith(".median") else []
+                level = statistics.median(per_trial or [values[column][i] for i in mine]
+                                          ) if mine else float("nan")
+                got[side] = (float(level), per_trial)
             (b, bt), (c, ct) = got["baseline"], got["contender"]
             ratio = c / b if b and not (math.isnan(b) or math.isnan(c)) else float("nan")
             if math.isnan(b) or math.isnan(c):
                 mark, p = MISSING_MARK, float("nan")
             else:
                 matched = True
-                mark, p = judge(bt, ct, ratio, direction, alpha, factor)
-            row = dict(zip(keys, [experiment, *config], strict=True))
+                mark, p = judge(bt, ct, ratio, directions[column] or "lower", alpha, factor)
             rows.append({**{label(k): row[k] for k in shown}, "metric": label(column),
-                         "baseline": float(b), "contender": float(c),
-                         "ratio": round(ratio, 3), "p": float(f"{p:.3g}"),
-                         "trials": f"{len(bt)}/{len(ct)}", "mark": mark})
+                         "baseline": b, "contender": c, "ratio": round(ratio, 3),
+                         "p": float(f"{p:.3g}"), "trials": f"{len(bt)}/{len(ct)}",
+                         "mark": mark})
     if not matched:
         raise InputError(f"no config of the baseline matches one of the contender with a "
                          f"value on both sides; they differ in: {unmatched(frame, keys)}")
     return pd.DataFrame(rows), [label(c) for c in designed]
+
+
+def _natural(value: str) -> tuple[int, float, str]:
+    """A sort key: numbers numerically (2 before 16), before words."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def _follows(data: pd.DataFrame, by: list[str], column: str) -> bool:
+    """Whether ``column`` takes one value per value of ``by`` (``machine.name`` follows
+    ``machine``): nothing a table needs to show twice."""
+    return bool(by) and bool((data.groupby(by)[column].nunique() <= 1).all())
 
 
 def _first(frame: pd.DataFrame, column: str) -> str:

@@ -126,7 +126,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
     except InputError as exc:
         return fail(str(exc))
     counts = {s: int((frame[SIDE] == s).sum()) for s in SIDES}
-    named = {s: f"{','.join(ids)} ({counts[s]} runs)" for s, ids in sides.items()}
+    named = {s: f"{','.join(ids[:3])}{f',... ({len(ids)} ids, ' if len(ids) > 3 else ' ('}"
+                f"{counts[s]} run{'s' * (counts[s] != 1)})" for s, ids in sides.items()}
     legend = (f"{WORSE} worse, {BETTER} better, {SAME} no significant change (two-sided "
               f"Mann-Whitney U over the trials, alpha {args.alpha:g}, factor {args.factor:g})"
               f", {MISSING_MARK} failed or missing on one side")
