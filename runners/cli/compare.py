@@ -128,9 +128,10 @@ def cmd_ab(args: argparse.Namespace) -> int:
     counts = {s: int((frame[SIDE] == s).sum()) for s in SIDES}
     named = {s: f"{','.join(ids[:3])}{f',... ({len(ids)} ids, ' if len(ids) > 3 else ' ('}"
                 f"{counts[s]} run{'s' * (counts[s] != 1)})" for s, ids in sides.items()}
-    legend = (f"{WORSE} worse, {BETTER} better, {SAME} no significant change (two-sided "
-              f"Mann-Whitney U over the trials, alpha {args.alpha:g}, factor {args.factor:g})"
-              f", {MISSING_MARK} failed or missing on one side")
+    q = "`" if fmt == "markdown" else ""      # a line starting "+ " would be a list item
+    legend = (f"{q}{WORSE}{q} worse, {q}{BETTER}{q} better, {q}{SAME}{q} no significant "
+              f"change (two-sided Mann-Whitney U over the trials, alpha {args.alpha:g}, "
+              f"factor {args.factor:g}), {q}{MISSING_MARK}{q} failed or missing on one side")
     design = ", ".join(designed) or "none"
     if fmt == "markdown":
         body = (f"### Benchmark comparison: contender vs baseline\n\n"
@@ -175,8 +176,8 @@ def load_sides(args: argparse.Namespace, sides: dict[str, list[str]]
     frame = filter_where(frame, where)
     for side in SIDES:
         if not (frame[SIDE] == side).any():
-            raise InputError(f"the {side} has no runs ({','.join(sides[side])}"
-                             f"{' after --experiment/--where' if len(run_side) else ''})")
+            which = " matching --experiment/--where" if args.experiment or args.where else ""
+            raise InputError(f"the {side} ({','.join(sides[side])}) has no runs{which}")
     if args.metric:
         names = parse_list(args.metric)
         columns = [resolve_metric(frame, f"{n}.median" if has_values(frame, f"{n}.median")
@@ -184,8 +185,8 @@ def load_sides(args: argparse.Namespace, sides: dict[str, list[str]]
         metrics = {str(e): columns for e in frame["experiment"].unique()}
         if "all" in names:
             merits = merit_metrics(frame)
-            metrics = {e: [*(f"metric.{m}" for m in merits.get(e, [])), *cols]
-                       for e, cols in metrics.items()}
+            metrics = {e: list(dict.fromkeys([*(f"metric.{m}" for m in merits.get(e, [])),
+                                              *cols])) for e, cols in metrics.items()}
     else:
         metrics = {e: [m] for e, m in headlines(frame).items()}
     if not any(metrics.values()):

@@ -584,9 +584,10 @@ def ab_rows(ab: dict[str, Any], capsys: pytest.CaptureFixture[str], *argv: str,
 def test_ab_marks_each_config_by_direction_and_significance(
         ab: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     rows = ab_rows(ab, capsys, "--baseline", ab["base"], "--contender", ab["cont"],
-                   "--metric", "all")
+                   "--metric", "all,slept_s")
     assert list(rows.columns) == ["machine", "fs", "baseline", "contender", "ratio", "p",
                                   "trials", "mark"]
+    assert len(rows) == 5 * 2            # each figure of merit once, though named twice
     marks = rows["mark"].to_dict()
     assert marks[(1, "slept_s.median")] == "+" and marks[(1, "rate.median")] == "+"
     assert marks[(2, "slept_s.median")] == "-" and marks[(2, "rate.median")] == "-"
@@ -626,7 +627,7 @@ def test_ab_markdown_is_a_pull_request_comment(
     assert table[0] == ("| machine | fs | bench.ranks | metric | baseline | contender | ratio "
                         "| p | trials | mark |")
     assert len(table) == 2 + 5 and "| 1.3 |" in table[2] and table[2].endswith("| + |")
-    assert lines[-1].startswith("+ worse, - better, ~ no significant change")
+    assert lines[-1].startswith("`+` worse, `-` better, `~` no significant change")
 
 
 def test_ab_fail_on_regression_is_a_ci_gate(ab: dict[str, Any],
@@ -680,7 +681,7 @@ def test_ab_reads_only_the_chosen_runs(ab: dict[str, Any]) -> None:
     (["--baseline", "sA", "--contender", "sB", "--factor", "0.9"], ["--factor 0.9 is below 1"]),
     (["--baseline", "sA", "--contender", "sB", "--metric", "nosuch"], ["unknown metric 'nosuch'"]),
     (["--baseline", "sA", "--contender", "sB", "--where", "bench.ranks=99"],
-     ["the baseline has no runs"]),
+     ["the baseline (sA) has no runs matching --experiment/--where"]),
 ])
 def test_ab_bad_input(ab: dict[str, Any], capsys: pytest.CaptureFixture[str],
                       argv: list[str], words: list[str]) -> None:
