@@ -6,10 +6,11 @@ every param, except the params that differ *by design* between the sides (their 
 on the two sides are disjoint: a code version, an env setting, the swept value under
 test).  For each matched config and metric: the median of each side over its trials, the
 ratio contender / baseline and a two-sided Mann-Whitney U test over the trials (the
-per-trial values: the history of ``<name>`` for a ``<name>.median`` metric, step = trial).
-A row is marked ``+`` (worse, by the metric's direction), ``-`` (better), ``~`` (no
-significant change: p >= alpha or a ratio within the factor), ``x`` (failed or missing on
-one side) or ``n/a`` (too few trials for the test ever to reach alpha).
+per-trial values: the history of ``<name>`` for a ``<name>.median`` metric, step = trial;
+a run without such a history, e.g. a curve, counts as one value).  A row is marked ``+``
+(worse, by the metric's direction), ``-`` (better), ``~`` (no significant change: p >=
+alpha or a ratio within the factor), ``x`` (failed or missing on one side) or ``n/a``
+(too few values for the test ever to reach alpha).
 
 Pure functions over pandas frames; nothing here touches the store.
 """
@@ -139,7 +140,8 @@ def compare_sides(frame: pd.DataFrame, history: pd.DataFrame,
     tuple
         ``(rows, by-design params)``.  Rows: the config keys that vary (``experiment``
         when several, ``machine``, ``fs``, varying params), then ``metric``, ``baseline``,
-        ``contender`` (medians), ``ratio``, ``p``, ``trials`` (``n/m``) and ``mark``.
+        ``contender`` (medians), ``ratio``, ``p``, ``n`` (values per side: trials, or
+        runs when the runs have no per-trial history) and ``mark``.
 
     Raises
     ------
@@ -180,9 +182,9 @@ def compare_sides(frame: pd.DataFrame, history: pd.DataFrame,
                         and not math.isnan(values[column][i])]
                 per_trial = [v for i in mine for v in trials.get((ids[i], name), [])
                              ] if label(column).endswith(".median") else []
-                level = statistics.median(per_trial or [values[column][i] for i in mine]
-                                          ) if mine else float("nan")
-                got[side] = (float(level), per_trial)
+                # runs without a per-trial history (a curve, an old import) count one each
+                sample = per_trial or [values[column][i] for i in mine]
+                got[side] = (statistics.median(sample) if sample else float("nan"), sample)
             (b, bt), (c, ct) = got["baseline"], got["contender"]
             ratio = c / b if b and not (math.isnan(b) or math.isnan(c)) else float("nan")
             if math.isnan(b) or math.isnan(c):
@@ -192,7 +194,7 @@ def compare_sides(frame: pd.DataFrame, history: pd.DataFrame,
                 mark, p = judge(bt, ct, ratio, directions[column] or "lower", alpha, factor)
             rows.append({**{label(k): row[k] for k in shown}, "metric": label(column),
                          "baseline": b, "contender": c, "ratio": round(ratio, 3),
-                         "p": float(f"{p:.3g}"), "trials": f"{len(bt)}/{len(ct)}",
+                         "p": float(f"{p:.3g}"), "n": f"{len(bt)}/{len(ct)}",
                          "mark": mark})
     if not matched:
         raise InputError(f"no config of the baseline matches one of the contender with a "

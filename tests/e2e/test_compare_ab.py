@@ -52,7 +52,7 @@ def test_two_sweeps_compare_with_significance(store: Store, tmp_path: Path) -> N
     assert lines[0] == f"baseline {base_sweep} (2 runs) vs contender {cont_parent} (2 runs)"
     assert lines[1] == "by design (differ between the sides, not matched): bench.params.seconds"
     rows = [ln.split() for ln in lines[3:5]]
-    # machine fs bench.trials metric baseline contender ratio p trials mark
+    # machine fs bench.trials metric baseline contender ratio p n mark
     assert [(r[0], r[2], r[3], r[-2], r[-1]) for r in rows] == [
         ("local", "5", "slept_s.median", "5/5", "+"), ("local", "6", "slept_s.median", "6/6", "+")]
     # ~10 on a quiet host; a busy one stretches the short sleeps more than the long ones

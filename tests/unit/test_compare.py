@@ -586,7 +586,7 @@ def test_ab_marks_each_config_by_direction_and_significance(
     rows = ab_rows(ab, capsys, "--baseline", ab["base"], "--contender", ab["cont"],
                    "--metric", "all,slept_s")
     assert list(rows.columns) == ["machine", "fs", "baseline", "contender", "ratio", "p",
-                                  "trials", "mark"]
+                                  "n", "mark"]
     assert len(rows) == 5 * 2            # each figure of merit once, though named twice
     marks = rows["mark"].to_dict()
     assert marks[(1, "slept_s.median")] == "+" and marks[(1, "rate.median")] == "+"
@@ -597,7 +597,7 @@ def test_ab_marks_each_config_by_direction_and_significance(
     one = rows.loc[(1, "slept_s.median")]
     assert one["baseline"] == pytest.approx(1.025) and one["contender"] == pytest.approx(1.3325)
     assert one["ratio"] == pytest.approx(1.3, abs=1e-3) and one["p"] < 0.01
-    assert one["trials"] == "6/6" and set(rows["machine"]) == {"local"}
+    assert one["n"] == "6/6" and set(rows["machine"]) == {"local"}
 
 
 def test_ab_text_names_the_by_design_keys_and_sums_up(
@@ -625,7 +625,7 @@ def test_ab_markdown_is_a_pull_request_comment(
     assert "`bench.params.seconds`" in lines[4]
     table = [ln for ln in lines if ln.startswith("|")]
     assert table[0] == ("| machine | fs | bench.ranks | metric | baseline | contender | ratio "
-                        "| p | trials | mark |")
+                        "| p | n | mark |")
     assert len(table) == 2 + 5 and "| 1.3 |" in table[2] and table[2].endswith("| + |")
     assert lines[-1].startswith("`+` worse, `-` better, `~` no significant change")
 
@@ -704,3 +704,40 @@ def test_ab_pure_rules() -> None:
                           "param.v": ["a", "b", "c"], "param.n": ["1", "2", "2"],
                           "param.new": [None, None, "x"], "param.run_name": ["r", "r", "s"]})
     assert by_design(frame) == ["param.new", "param.v"]
+
+
+def test_ab_runs_without_trials_count_one_value_each(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = Tracker(uri)
+    sides: dict[str, list[str]] = {"a": [], "b": []}
+    for version, level in (("a", 1.0), ("b", 2.0)):
+        for k in range(4):              # four nightly runs a side, medians only
+            sides[version].append(add_run(
+                tracker, "mpi4py_import", {"bench.ranks": "2", "version": version},
+                point_tags("local", "tmpfs", 2), {"total_s.median": level + 0.01 * k}))
+    assert bench("compare", "--tracking-uri", uri, "--format", "csv", "--baseline",
+                 ",".join(sides["a"]), "--contender", ",".join(sides["b"])) == 0
+    [row] = csv_of(capsys.readouterr().out).to_dict("records")
+    assert (row["metric"], row["n"], row["mark"]) == ("total_s.median", "4/4", "+")
+    assert row["ratio"] == pytest.approx(2.015 / 1.015, abs=1e-3)
+
+
+def test_ab_reads_a_server_store_as_a_sql_one(ab: dict[str, Any],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path for stores without SQL access (a tracking server): MlflowClient calls."""
+    from runners.tracking import trials
+
+    ids = [ab["base"], "sB", ab["other"]]
+    bulk = (trials.expand_ids(ab["uri"], ids),
+            trials.runs_by_id(ab["uri"], ab["base_kids"]),
+            trials.metric_history(ab["uri"], ab["base_kids"], ["slept_s", "rate"]))
+    monkeypatch.setattr(trials, "sql_engine", lambda uri: None)
+    client = (trials.expand_ids(ab["uri"], ids),
+              trials.runs_by_id(ab["uri"], ab["base_kids"]),
+              trials.metric_history(ab["uri"], ab["base_kids"], ["slept_s", "rate"]))
+    assert client[0] == bulk[0]
+    pd.testing.assert_frame_equal(client[1], bulk[1], check_like=True)
+    pd.testing.assert_frame_equal(client[2], bulk[2])
+    with pytest.raises(ValueError, match="no run or sweep 'nosuch'"):
+        trials.expand_ids(ab["uri"], ["nosuch"])
