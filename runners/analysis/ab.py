@@ -179,9 +179,9 @@ def compare_sides(frame: pd.DataFrame, history: pd.DataFrame,
             got: dict[str, tuple[float, list[float]]] = {}
             for side in SIDES:
                 mine = [i for i in groups[config][side] if done[i] and column in values
-                        and not math.isnan(values[column][i])]
+                        and math.isfinite(values[column][i])]
                 per_trial = [v for i in mine for v in trials.get((ids[i], name), [])
-                             ] if label(column).endswith(".median") else []
+                             if math.isfinite(v)] if label(column).endswith(".median") else []
                 # runs without a per-trial history (a curve, an old import) count one each
                 sample = per_trial or [values[column][i] for i in mine]
                 got[side] = (statistics.median(sample) if sample else float("nan"), sample)

@@ -741,3 +741,21 @@ def test_ab_reads_a_server_store_as_a_sql_one(ab: dict[str, Any],
     pd.testing.assert_frame_equal(client[2], bulk[2])
     with pytest.raises(ValueError, match="no run or sweep 'nosuch'"):
         trials.expand_ids(ab["uri"], ["nosuch"])
+
+
+def test_ab_compare_sides_pure_skips_non_finite_values() -> None:
+    from runners.analysis.ab import compare_sides
+
+    frame = pd.DataFrame({
+        "run_id": ["a", "b"], "experiment": ["e", "e"], "status": ["FINISHED"] * 2,
+        "side": ["baseline", "contender"], "tag.machine": ["m", "m"], "tag.fs": ["f", "f"],
+        "param.v": ["1", "2"], "metric.t.median": [1.0, 2.0]})
+    steps = [("a", 1.0 + k / 100) for k in range(5)] + [("b", 2.0 + k / 100) for k in range(5)]
+    history = pd.DataFrame({"run_id": [r for r, _ in steps] + ["a"], "key": "t",
+                            "step": [*range(5), *range(5), 5],
+                            "value": [v for _, v in steps] + [float("inf")]})
+    rows, designed = compare_sides(frame, history, {"e": ["metric.t.median"]})
+    assert designed == ["v"]
+    assert rows.to_dict("records") == [{
+        "machine": "m", "fs": "f", "metric": "t.median", "baseline": 1.02, "contender": 2.02,
+        "ratio": 1.98, "p": pytest.approx(0.00794, abs=1e-5), "n": "5/5", "mark": "+"}]
