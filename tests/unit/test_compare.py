@@ -517,3 +517,245 @@ def test_report_draws_only_figures_of_merit(merits: str) -> None:
     frame, metrics = load(merits, None, None)
     assert metrics == {"imp": ["slowest_s.median", "total_s.median"], "lat": ["lat"]}
     assert "metric.load.median" in frame.columns           # a diagnostic, kept out
+
+
+# ------------------------------------------------------------------------- A/B compare
+
+#: Per ranks: (baseline level, contender level) of slept_s and the trials each side.
+AB_LEVELS = {1: (1.0, 1.3, 6), 2: (2.0, 1.6, 6), 4: (4.0, 4.0, 6), 16: (3.0, 6.0, 3)}
+
+
+def add_trials(tracker: Tracker, params: Mapping[str, str], tags: Mapping[str, str],
+               level: float, trials: int, status: str = "FINISHED",
+               parent: str | None = None) -> str:
+    """A run with ``trials`` per-trial values of slept_s (and rate = 1 / slept_s) around
+    ``level`` (1% apart, so the sides' trials never overlap when the levels differ)."""
+    run_id = tracker.start_run("sleep", "run", params, {
+        "machine": "local", "fs": "tmpfs", "bench": "sleep", "fom": "slept_s,rate",
+        "direction.slept_s": "lower", "direction.rate": "higher", **tags}, parent_run_id=parent)
+    values = [level * (1 + 0.01 * t) for t in range(trials)]
+    if status == "FINISHED":
+        points = [(k, v, t) for t, x in enumerate(values)
+                  for k, v in (("slept_s", x), ("rate", 1 / x))]
+        points += [("slept_s.median", float(np.median(values)), 0),
+                   ("rate.median", float(np.median([1 / x for x in values])), 0)]
+        tracker.log_points(run_id, points)
+    tracker.end_run(run_id, status)
+    return run_id
+
+
+def add_sweep(tracker: Tracker, sweep: str, side: int, seconds: str,
+              failed: tuple[int, ...] = ()) -> tuple[str, list[str]]:
+    """A sweep's parent run and one child per ranks of :data:`AB_LEVELS` (plus ranks 8)."""
+    parent = tracker.start_run("sleep", f"sweep-{sweep}", {"sweep.overrides": "x"},
+                               {"sweep.id": sweep, "bench": "sleep"})
+    kids = []
+    for ranks, (*levels, trials) in {**AB_LEVELS, 8: (1.0, 1.0, 6)}.items():
+        params = {"bench.ranks": str(ranks), "bench.params.seconds": seconds,
+                  "run_name": f"sleep#{ranks}-{side}"}
+        kids.append(add_trials(tracker, params, {"sweep.id": sweep}, levels[side], trials,
+                               "FAILED" if ranks in failed else "FINISHED", parent))
+    tracker.end_run(parent)
+    return parent, kids
+
+
+@pytest.fixture(scope="module")
+def ab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two sweeps of ``sleep`` (sweep.id sA: seconds=0.1, sB: seconds=0.2; sB's ranks=8
+    failed), a run on another machine and an unrelated experiment."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('ab')}/mlflow.db"
+    tracker = Tracker(uri)
+    base, base_kids = add_sweep(tracker, "sA", 0, "0.1")
+    cont, cont_kids = add_sweep(tracker, "sB", 1, "0.2", failed=(8,))
+    other = add_trials(tracker, {"bench.ranks": "1", "bench.params.seconds": "0.2"},
+                       {"machine": "cluster"}, 1.0, 6)
+    tracker.start_run("unrelated", "run", {"junk.param": "1"}, {"machine": "local"})
+    return {"uri": uri, "base": base, "cont": cont, "base_kids": base_kids,
+            "cont_kids": cont_kids, "other": other}
+
+
+def ab_rows(ab: dict[str, Any], capsys: pytest.CaptureFixture[str], *argv: str,
+            code: int = 0) -> pd.DataFrame:
+    assert bench("compare", "--tracking-uri", ab["uri"], "--format", "csv", *argv) == code
+    out = csv_of(capsys.readouterr().out)
+    return out.set_index(["bench.ranks", "metric"]) if "bench.ranks" in out else out
+
+
+def test_ab_marks_each_config_by_direction_and_significance(
+        ab: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    rows = ab_rows(ab, capsys, "--baseline", ab["base"], "--contender", ab["cont"],
+                   "--metric", "all,slept_s")
+    assert list(rows.columns) == ["machine", "fs", "baseline", "contender", "ratio", "p",
+                                  "n", "mark"]
+    assert len(rows) == 5 * 2            # each figure of merit once, though named twice
+    marks = rows["mark"].to_dict()
+    assert marks[(1, "slept_s.median")] == "+" and marks[(1, "rate.median")] == "+"
+    assert marks[(2, "slept_s.median")] == "-" and marks[(2, "rate.median")] == "-"
+    assert marks[(4, "slept_s.median")] == "~"            # same values: p = 1
+    assert marks[(8, "slept_s.median")] == "x"            # the contender's run failed
+    assert marks[(16, "slept_s.median")] == "n/a (need >= 4 trials each side)"
+    one = rows.loc[(1, "slept_s.median")]
+    assert one["baseline"] == pytest.approx(1.025) and one["contender"] == pytest.approx(1.3325)
+    assert one["ratio"] == pytest.approx(1.3, abs=1e-3) and one["p"] < 0.01
+    assert one["n"] == "6/6" and set(rows["machine"]) == {"local"}
+
+
+def test_ab_text_names_the_by_design_keys_and_sums_up(
+        ab: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench("compare", "--tracking-uri", ab["uri"], "--baseline", "sA",
+                 "--contender", "sB") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "baseline sA (5 runs) vs contender sB (5 runs)"
+    # run_name differs too, but it is no part of a config
+    assert out[1] == "by design (differ between the sides, not matched): bench.params.seconds"
+    assert out[-1].startswith("1 worse, 1 better, 1 unchanged, 1 n/a (too few trials), "
+                              "1 missing or failed on one side")
+    assert "slept_s.median" in out[3] and len(out) == 3 + 5 + 1      # headline only
+    assert "rate.median" not in "\n".join(out)
+
+
+def test_ab_markdown_is_a_pull_request_comment(
+        ab: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench("compare", "--tracking-uri", ab["uri"], "--baseline", ab["base"],
+                 "--contender", ab["cont"], "--format", "markdown") == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert lines[0] == "### Benchmark comparison: contender vs baseline"
+    assert lines[2].startswith("**1 worse, 1 better, 1 unchanged")
+    assert "`bench.params.seconds`" in lines[4]
+    table = [ln for ln in lines if ln.startswith("|")]
+    assert table[0] == ("| machine | fs | bench.ranks | metric | baseline | contender | ratio "
+                        "| p | n | mark |")
+    assert len(table) == 2 + 5 and "| 1.3 |" in table[2] and table[2].endswith("| + |")
+    assert lines[-1].startswith("`+` worse, `-` better, `~` no significant change")
+
+
+def test_ab_fail_on_regression_is_a_ci_gate(ab: dict[str, Any],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    sides = ["--baseline", ab["base"], "--contender", ab["cont"], "--fail-on-regression"]
+    ab_rows(ab, capsys, *sides, code=1)
+    ab_rows(ab, capsys, *sides, "--where", "bench.ranks=2", code=0)     # only better
+    # a larger factor or a stricter alpha makes the 30% step no regression
+    ab_rows(ab, capsys, *sides, "--factor", "1.5", code=0)
+    ab_rows(ab, capsys, *sides, "--alpha", "0.001", code=0)
+
+
+def test_ab_sweep_ids_parent_ids_and_run_lists_are_the_same(
+        ab: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    by_parent = ab_rows(ab, capsys, "--baseline", ab["base"], "--contender", ab["cont"])
+    by_tag = ab_rows(ab, capsys, "--baseline", "sA", "--contender", "sB")
+    by_runs = ab_rows(ab, capsys, "--baseline", ",".join(ab["base_kids"]),
+                      "--contender", ",".join(ab["cont_kids"]))
+    pd.testing.assert_frame_equal(by_parent, by_tag)
+    pd.testing.assert_frame_equal(by_parent, by_runs)
+    few = ab_rows(ab, capsys, "--baseline", ab["base_kids"][0], "--contender",
+                  f"{ab['cont_kids'][0]},{ab['other']}")
+    assert list(few["metric"]) == ["slept_s.median"] * 2 and "bench.ranks" not in few
+    assert sorted(few["machine"]) == ["cluster", "local"] and list(few["mark"]).count("x") == 1
+
+
+def test_ab_reads_only_the_chosen_runs(ab: dict[str, Any]) -> None:
+    from runners.tracking.trials import expand_ids, metric_history, runs_by_id
+
+    ids = expand_ids(ab["uri"], ["sA", ab["cont"], ab["other"]])
+    assert ids == {"sA": ab["base_kids"], ab["cont"]: ab["cont_kids"], ab["other"]: [ab["other"]]}
+    frame = runs_by_id(ab["uri"], [ab["other"], ab["base_kids"][0]])
+    assert list(frame["run_id"]) == [ab["base_kids"][0], ab["other"]]   # by start time
+    assert "param.junk.param" not in frame and frame["experiment"].tolist() == ["sleep"] * 2
+    full = StoreReader(ab["uri"]).runs_table(["sleep"])
+    mine = full.set_index("run_id").loc[frame["run_id"], frame.columns[1:]].reset_index()
+    pd.testing.assert_frame_equal(frame, mine.dropna(axis=1, how="all"), check_dtype=False)
+    history = metric_history(ab["uri"], [ab["base_kids"][0]], ["slept_s", "nosuch"])
+    assert list(history["step"]) == list(range(6)) and set(history["key"]) == {"slept_s"}
+    assert history["value"].tolist() == pytest.approx([1 + 0.01 * t for t in range(6)])
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--baseline", "sA"], ["--baseline needs --contender too"]),
+    (["--contender", "sB"], ["--contender needs --baseline too"]),
+    (["--baseline", "sA", "--contender", "nosuch,sB"], ["no run or sweep 'nosuch'"]),
+    (["--baseline", "sA", "--contender", "sA"], ["is on both sides"]),
+    (["--baseline", "sA", "--contender", "OTHER"],
+     ["no config of the baseline matches", "machine (local vs cluster)"]),
+    (["--baseline", "sA", "--contender", "sB", "--alpha", "5"], ["--alpha 5.0 is not between"]),
+    (["--baseline", "sA", "--contender", "sB", "--factor", "0.9"], ["--factor 0.9 is below 1"]),
+    (["--baseline", "sA", "--contender", "sB", "--metric", "nosuch"], ["unknown metric 'nosuch'"]),
+    (["--baseline", "sA", "--contender", "sB", "--where", "bench.ranks=99"],
+     ["the baseline (sA) has no runs matching --experiment/--where"]),
+])
+def test_ab_bad_input(ab: dict[str, Any], capsys: pytest.CaptureFixture[str],
+                      argv: list[str], words: list[str]) -> None:
+    argv = [ab["other"] if a == "OTHER" else a for a in argv]
+    assert bench("compare", "--tracking-uri", ab["uri"], *argv) == 2
+    line = one_error(capsys)
+    for word in words:
+        assert word in line
+
+
+def test_ab_pure_rules() -> None:
+    from runners.analysis.ab import by_design, judge, min_trials
+
+    assert [min_trials(a) for a in (0.05, 0.01, 0.2)] == [4, 5, 3]
+    assert judge([1.0] * 3, [2.0] * 3, 2.0, "lower", 0.05, 1.05)[0].startswith("n/a")
+    # 3 against 5 trials can reach 0.05 (2 / C(8, 3) = 0.036)
+    assert judge([1, 1.1, 1.2], [2, 2.1, 2.2, 2.3, 2.4], 2.0, "lower", 0.05, 1.05)[0] == "+"
+    assert judge([1, 1.1, 1.2, 1.3], [2, 2.1, 2.2, 2.3], 1.8, "higher", 0.05, 1.05)[0] == "-"
+    frame = pd.DataFrame({"side": ["baseline", "baseline", "contender"],
+                          "param.v": ["a", "b", "c"], "param.n": ["1", "2", "2"],
+                          "param.new": [None, None, "x"], "param.run_name": ["r", "r", "s"]})
+    assert by_design(frame) == ["param.new", "param.v"]
+
+
+def test_ab_runs_without_trials_count_one_value_each(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = Tracker(uri)
+    sides: dict[str, list[str]] = {"a": [], "b": []}
+    for version, level in (("a", 1.0), ("b", 2.0)):
+        for k in range(4):              # four nightly runs a side, medians only
+            sides[version].append(add_run(
+                tracker, "mpi4py_import", {"bench.ranks": "2", "version": version},
+                point_tags("local", "tmpfs", 2), {"total_s.median": level + 0.01 * k}))
+    assert bench("compare", "--tracking-uri", uri, "--format", "csv", "--baseline",
+                 ",".join(sides["a"]), "--contender", ",".join(sides["b"])) == 0
+    [row] = csv_of(capsys.readouterr().out).to_dict("records")
+    assert (row["metric"], row["n"], row["mark"]) == ("total_s.median", "4/4", "+")
+    assert row["ratio"] == pytest.approx(2.015 / 1.015, abs=1e-3)
+
+
+def test_ab_reads_a_server_store_as_a_sql_one(ab: dict[str, Any],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path for stores without SQL access (a tracking server): MlflowClient calls."""
+    from runners.tracking import trials
+
+    ids = [ab["base"], "sB", ab["other"]]
+    bulk = (trials.expand_ids(ab["uri"], ids),
+            trials.runs_by_id(ab["uri"], ab["base_kids"]),
+            trials.metric_history(ab["uri"], ab["base_kids"], ["slept_s", "rate"]))
+    monkeypatch.setattr(trials, "sql_engine", lambda uri: None)
+    client = (trials.expand_ids(ab["uri"], ids),
+              trials.runs_by_id(ab["uri"], ab["base_kids"]),
+              trials.metric_history(ab["uri"], ab["base_kids"], ["slept_s", "rate"]))
+    assert client[0] == bulk[0]
+    pd.testing.assert_frame_equal(client[1], bulk[1], check_like=True)
+    pd.testing.assert_frame_equal(client[2], bulk[2])
+    with pytest.raises(ValueError, match="no run or sweep 'nosuch'"):
+        trials.expand_ids(ab["uri"], ["nosuch"])
+
+
+def test_ab_compare_sides_pure_skips_non_finite_values() -> None:
+    from runners.analysis.ab import compare_sides
+
+    frame = pd.DataFrame({
+        "run_id": ["a", "b"], "experiment": ["e", "e"], "status": ["FINISHED"] * 2,
+        "side": ["baseline", "contender"], "tag.machine": ["m", "m"], "tag.fs": ["f", "f"],
+        "param.v": ["1", "2"], "metric.t.median": [1.0, 2.0]})
+    steps = [("a", 1.0 + k / 100) for k in range(5)] + [("b", 2.0 + k / 100) for k in range(5)]
+    history = pd.DataFrame({"run_id": [r for r, _ in steps] + ["a"], "key": "t",
+                            "step": [*range(5), *range(5), 5],
+                            "value": [v for _, v in steps] + [float("inf")]})
+    rows, designed = compare_sides(frame, history, {"e": ["metric.t.median"]})
+    assert designed == ["v"]
+    assert rows.to_dict("records") == [{
+        "machine": "m", "fs": "f", "metric": "t.median", "baseline": 1.02, "contender": 2.02,
+        "ratio": 1.98, "p": pytest.approx(0.00794, abs=1e-5), "n": "5/5", "mark": "+"}]
