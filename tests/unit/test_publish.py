@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,6 +77,11 @@ def make_run(tmp_path: Path, machine: str = "local", status: str = "FINISHED",
     return run_id
 
 
+def points(client: Any, run_id: str, key: str) -> list[tuple[int, float, int]]:
+    """Every point of a metric: (step, value, timestamp), sorted."""
+    return sorted((m.step, m.value, m.timestamp) for m in client.get_metric_history(run_id, key))
+
+
 def publish(repo: Path, tmp_path: Path, *extra: str) -> int:
     return bench("publish", "--repo", str(repo), "--tracking-uri", uri_of(tmp_path), *extra)
 
@@ -99,14 +106,20 @@ def test_round_trip(tmp_path: Path, repo: Path, capsys: pytest.CaptureFixture[st
     assert "3 runs added, 0 updated" in capsys.readouterr().out
     files = branch_files(repo)
     assert sorted(files) == sorted([".bench-results", "summary.csv",
-                                    *(f"runs/{EXP}/{i}.json" for i in ids)])
+                                    *(f"runs/{EXP}/{i}.json" for i in ids),
+                                    *(f"artifacts/{EXP}/{i}/results/per_rank.csv"
+                                      for i in ids)])
     message = git(repo, "log", "-1", "--format=%B", "results/local")
     assert message.startswith(f"bench publish: 3 runs added, 0 updated ({EXP} on local)")
     assert all(i in message for i in ids)
     assert git(repo, "log", "-1", "--format=%an <%ae>", "results/local") == \
         "bench publish <bench@localhost>"
     record = json.loads(git(repo, "show", f"results/local:runs/{EXP}/{ids[0]}.json"))
-    assert record["metrics"]["total_s"] == 1.5 and record["artifacts"] == ["results/per_rank.csv"]
+    assert record["format"] == 2 and record["metrics"]["total_s"] == 1.5
+    assert [(s, v) for s, v, _t in record["history"]["total_s"]] == [(0, 3.0), (1, 2.0),
+                                                                     (2, 1.5)]
+    assert record["artifacts"] == [{"path": "results/per_rank.csv", "size": 13, "stored": True,
+                                    "sha256": hashlib.sha256(b"rank,t\n0,1.0\n").hexdigest()}]
     summary = git(repo, "show", "results/local:summary.csv").splitlines()
     assert summary[0] == "run_id,experiment,status,start_time,machine,fs,total_s.median"
     assert len(summary) == 4 and any(ids[1] in row and "FAILED" in row for row in summary)
@@ -124,6 +137,12 @@ def test_round_trip(tmp_path: Path, repo: Path, capsys: pytest.CaptureFixture[st
         old, new = source.get_run(run_id), copies[run_id]
         assert new.data.params == old.data.params
         assert new.data.metrics == old.data.metrics
+        for key in old.data.metrics:
+            assert points(target, new.info.run_id, key) == points(source, run_id, key)
+        assert new.data.tags["import.source_format"] == "2"
+        assert Path(target.download_artifacts(new.info.run_id, "results/per_rank.csv",
+                                              str(tmp_path / run_id))).read_text() == \
+            "rank,t\n0,1.0\n"
         assert {k: v for k, v in new.data.tags.items() if not k.startswith("import.")} == \
             old.data.tags
         assert (new.info.status, new.info.start_time, new.info.end_time) == \
@@ -161,7 +180,9 @@ def test_second_publish_keeps_earlier_runs(tmp_path: Path, repo: Path,
         f"bench publish: 1 run added, 0 updated, report updated ({EXP} on local)"
     files = branch_files(repo)
     assert {f"runs/{EXP}/{first_id}.json", f"runs/{EXP}/{second_id}.json",
-            "report/plots/a.txt", "summary.csv", ".bench-results"} == set(files)
+            "report/plots/a.txt", "summary.csv", ".bench-results",
+            *(f"artifacts/{EXP}/{i}/results/per_rank.csv" for i in (first_id, second_id))} == \
+        set(files)
     assert len(git(repo, "show", "results/local:summary.csv").splitlines()) == 3
 
     Tracker(uri_of(tmp_path)).set_tags(first_id, {"note": "rerun"})
@@ -195,7 +216,7 @@ def test_user_repo_untouched(tmp_path: Path, repo: Path) -> None:
     assert publish(repo, tmp_path) == 0
     assert state() == before
     assert "runs" not in {p.name for p in repo.iterdir()}
-    assert len(branch_files(repo)) == 3
+    assert len(branch_files(repo)) == 4
 
 
 def test_foreign_branch_refused(tmp_path: Path, repo: Path,
