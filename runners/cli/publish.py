@@ -54,6 +54,7 @@ from runners.publish.records import (
 from runners.tracking.history import download_run_artifacts, metric_histories
 from runners.tracking.query import StoreReader
 from runners.tracking.replay import Replayer
+from runners.tracking.store import local_store_paths
 
 #: Default caps of the artifact bytes published: per file, and per run.
 MAX_FILE = "1MiB"
@@ -257,7 +258,10 @@ def _import(args: argparse.Namespace) -> str:
     tree = tree_of(repo, commit)
     _own(repo, branch, commit, tree)
     records = read_records(repo, commit, tree)
-    reader, replayer = StoreReader(args.tracking_uri), Replayer(args.tracking_uri)
+    db = local_store_paths(args.tracking_uri)
+    root = args.artifact_root if args.artifact_root is not None else (
+        str(db.parent / "artifacts") if db is not None else "")
+    reader, replayer = StoreReader(args.tracking_uri), Replayer(args.tracking_uri, root)
     known: dict[str, set[str]] = {}
     done = 0
     old: dict[int, int] = {}
@@ -340,6 +344,9 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
         if name == "import":
             p.add_argument("--branch", help="branch, remote branch or commit to read "
                                             "(default: the only results/* branch)")
+            p.add_argument("--artifact-root", metavar="DIR",
+                           help="where new experiments keep their artifacts (default: "
+                                "artifacts/ beside a SQLite store's file; a server's own)")
             continue
         p.add_argument("--branch", help="branch to commit to (default: results/MACHINE when "
                                         "all runs share a machine tag, else results/all)")
