@@ -33,7 +33,7 @@ from runners.tracking.redact import REDACTED, SCRUB_MIN_LEN, compile_patterns, s
 MARKER = ".bench-results"
 MARKER_TEXT = b"bench-results 1\nRuns published by `bench publish` (hpc-bench-runner); read " \
               b"them back with `bench import`.\nLayout: runs/<experiment>/<run_id>.json, " \
-              b"summary.csv, report/.\n"
+              b"artifacts/<experiment>/<run_id>/, summary.csv, report/.\n"
 #: The record format written; :data:`FORMATS` are the ones read.
 FORMAT = 2
 FORMATS = (1, 2)
@@ -246,7 +246,7 @@ def read_records(repo: Path, commit: str,
                              "upgrade hpc-bench-runner to import it")
         try:
             rec["format"] = version
-            ok = _valid(rec)
+            ok = isinstance(version, int) and _valid(rec)
         except (ValueError, KeyError, TypeError, AttributeError):
             ok = False
         if not ok:
