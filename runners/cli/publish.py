@@ -135,8 +135,7 @@ def _records(reader: StoreReader, uri: str, frame: Any, max_file: int, max_run: 
              patterns: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
     """The records of the selected runs (redacted) and the artifact bytes to commit, by
     their path on the branch."""
-    histories = metric_histories(uri, [str(r) for r in frame["run_id"]],
-                                 None if uri.startswith("sqlite") else reader.client)
+    histories = metric_histories(uri, [str(r) for r in frame["run_id"]], reader.client)
     records: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
     for row in frame.to_dict("records"):

@@ -33,8 +33,8 @@ def _order(points: list[Point]) -> list[Point]:
     return sorted(points, key=lambda p: (p[0], p[2], -math.inf if math.isnan(p[1]) else p[1]))
 
 
-def metric_histories(uri: str, run_ids: Sequence[str],
-                     client: MlflowClient | None = None) -> dict[str, History]:
+def metric_histories(uri: str, run_ids: Sequence[str], client: MlflowClient | None = None,
+                     bulk: bool = True) -> dict[str, History]:
     """Every metric point of the runs: ``{run_id: {key: [(step, value, ts), ...]}}``.
 
     Parameters
@@ -44,7 +44,9 @@ def metric_histories(uri: str, run_ids: Sequence[str],
     run_ids : sequence of str
         The runs; a run without metrics maps to ``{}``.
     client : MlflowClient, optional
-        For a store that is not SQL (made from ``uri`` when needed).
+        Used for a store that is not SQL (made from ``uri`` when needed).
+    bulk : bool
+        Read a SQL store in bulk (False: through MLflow's client, as other stores).
 
     Returns
     -------
@@ -52,11 +54,11 @@ def metric_histories(uri: str, run_ids: Sequence[str],
         Points of each key sorted by step, then timestamp, then value; NaN as ``nan``.
     """
     out: dict[str, History] = {str(r): {} for r in run_ids}
-    engine = sql_engine(uri)
+    engine = sql_engine(uri) if bulk else None
     if engine is None:
         client = client or connect(uri)
         for run_id in out:
-            for key in client.get_run(run_id).data.metrics:
+            for key in sorted(client.get_run(run_id).data.metrics):
                 out[run_id][key] = _order([(int(m.step), float(m.value), int(m.timestamp))
                                            for m in client.get_metric_history(run_id, key)])
         return out

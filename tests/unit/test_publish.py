@@ -395,6 +395,9 @@ def test_bulk_history_matches_mlflow(tmp_path: Path) -> None:
     client = StoreReader(uri_of(tmp_path)).client
     got = metric_histories(uri_of(tmp_path), [run_id, "0" * 32])
     assert got["0" * 32] == {}
+    slow = metric_histories(uri_of(tmp_path), [run_id], bulk=False)[run_id]
+    assert [(k, [(s, repr(v), t) for s, v, t in p]) for k, p in slow.items()] == \
+        [(k, [(s, repr(v), t) for s, v, t in p]) for k, p in got[run_id].items()]
     assert sorted(got[run_id]) == sorted(client.get_run(run_id).data.metrics)
     for key, rows in got[run_id].items():
         want = sorted((m.step, repr(m.value), m.timestamp)
