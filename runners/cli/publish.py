@@ -51,7 +51,7 @@ from runners.publish.records import (
     run_record,
     summary_csv,
 )
-from runners.tracking.history import download_run_artifacts, metric_histories
+from runners.tracking.history import artifact_uris, download_run_artifacts, metric_histories
 from runners.tracking.query import StoreReader
 from runners.tracking.replay import Replayer
 from runners.tracking.store import local_store_paths
@@ -135,13 +135,15 @@ def _records(reader: StoreReader, uri: str, frame: Any, max_file: int, max_run: 
              patterns: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
     """The records of the selected runs (redacted) and the artifact bytes to commit, by
     their path on the branch."""
-    histories = metric_histories(uri, [str(r) for r in frame["run_id"]], reader.client)
+    ids = [str(r) for r in frame["run_id"]]
+    histories, roots = metric_histories(uri, ids, reader.client), artifact_uris(uri, ids)
     records: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
     for row in frame.to_dict("records"):
         run_id = str(row["run_id"])
         with tempfile.TemporaryDirectory(prefix="bench-publish-") as tmp:
-            root = download_run_artifacts(reader.client, run_id, Path(tmp))
+            root = download_run_artifacts(reader.client, run_id, Path(tmp),
+                                          roots.get(run_id, ""))
             entries, stored = pick_artifacts(root, max_file, max_run)
         rec = run_record(row, entries, histories[run_id])
         records.append(rec)

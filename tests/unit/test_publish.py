@@ -14,7 +14,7 @@ import pytest
 
 from runners.cli.publish import add_parser
 from runners.publish.records import redact
-from runners.tracking.history import metric_histories
+from runners.tracking.history import artifact_uris, download_run_artifacts, metric_histories
 from runners.tracking.query import StoreReader
 from runners.tracking.redact import REDACTED
 from runners.tracking.tracker import Tracker
@@ -399,6 +399,12 @@ def test_bulk_history_matches_mlflow(tmp_path: Path) -> None:
     assert [(k, [(s, repr(v), t) for s, v, t in p]) for k, p in slow.items()] == \
         [(k, [(s, repr(v), t) for s, v, t in p]) for k, p in got[run_id].items()]
     assert sorted(got[run_id]) == sorted(client.get_run(run_id).data.metrics)
+    copied = download_run_artifacts(client, run_id, tmp_path / "copy")    # as from a server
+    assert copied == tmp_path / "copy" and (copied / "results" / "per_rank.csv").read_text() \
+        == "rank,t\n0,1.0\n"
+    local = download_run_artifacts(client, run_id, tmp_path / "x",
+                                   artifact_uris(uri_of(tmp_path), [run_id])[run_id])
+    assert local.is_relative_to(tmp_path / "src") and not (tmp_path / "x").exists()
     for key, rows in got[run_id].items():
         want = sorted((m.step, repr(m.value), m.timestamp)
                       for m in client.get_metric_history(run_id, key))
