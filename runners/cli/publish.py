@@ -221,7 +221,10 @@ def _publish(args: argparse.Namespace) -> str:
     if commit is None:
         return (f"nothing new to publish: {branch} ({(old or '')[:12]}) already holds these "
                 f"{_plural(len(records), 'run')}")
-    return f"{subject.removeprefix('bench publish: ')} -> {branch} {commit[:12]} in {repo}"
+    big = sum(not a["stored"] for r in records for a in r["artifacts"])
+    note = (f"; {_plural(big, 'artifact')} over --max-artifact-size/--max-run-artifacts "
+            "published by name, size and sha256 only") if big else ""
+    return f"{subject.removeprefix('bench publish: ')} -> {branch} {commit[:12]} in {repo}{note}"
 
 
 def cmd_publish(args: argparse.Namespace) -> int:

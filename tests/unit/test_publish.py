@@ -370,6 +370,7 @@ def test_size_caps(tmp_path: Path, repo: Path, capsys: pytest.CaptureFixture[str
     assert "--max-artifact-size 'big' is not a size" in one_error_line(capsys.readouterr().err)
     assert git(repo, "for-each-ref") == ""
     assert publish(repo, tmp_path, "--max-artifact-size", "12") == 0
+    assert "1 artifact over --max-artifact-size" in capsys.readouterr().out
     assert not any(f.startswith("artifacts/") for f in branch_files(repo))
     record = json.loads(git(repo, "show", f"results/local:runs/{EXP}/{run_id}.json"))
     assert record["artifacts"] == [{"path": "results/per_rank.csv", "size": 13, "stored": False,
