@@ -42,6 +42,7 @@ from runners.publish.records import (
     MARKER,
     MARKER_TEXT,
     artifact_path,
+    check_artifacts,
     dumps,
     history_of,
     pick_artifacts,
@@ -262,6 +263,7 @@ def _import(args: argparse.Namespace) -> str:
     tree = tree_of(repo, commit)
     _own(repo, branch, commit, tree)
     records = read_records(repo, commit, tree)
+    check_artifacts(repo, tree, records)
     db = local_store_paths(args.tracking_uri)
     root = args.artifact_root if args.artifact_root is not None else (
         str(db.parent / "artifacts") if db is not None else "")
@@ -306,13 +308,10 @@ def _import(args: argparse.Namespace) -> str:
 
 def _restore_files(repo: Path, tree: Mapping[str, tuple[str, str, str]],
                    rec: Mapping[str, Any], dst: Path) -> None:
-    """Write a record's stored artifacts under ``dst``, checked against their digests."""
+    """Write a record's stored artifacts under ``dst`` (checked by :func:`check_artifacts`)."""
     stored = [a for a in rec["artifacts"] if isinstance(a, dict) and a["stored"]]
     for entry, data in zip(stored, blobs(repo, [tree[artifact_path(rec, a["path"])][2]
                                                for a in stored]), strict=True):
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise InputError(f"artifact {entry['path']} of run {rec['run_id']} does not match "
-                             "its sha256 in the record; publish the run again")
         path = dst / entry["path"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

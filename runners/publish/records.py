@@ -260,3 +260,17 @@ def read_records(repo: Path, commit: str,
                              f"lacks ({', '.join(missing[:3])}); publish the run again")
         records.append(rec)
     return records
+
+
+def check_artifacts(repo: Path, tree: Mapping[str, tuple[str, str, str]],
+                    records: Sequence[Mapping[str, Any]]) -> None:
+    """InputError unless every stored artifact's blob matches its record's sha256 (read in
+    batches of 200 runs, so a branch is checked before anything is imported)."""
+    for i in range(0, len(records), 200):
+        wanted = [(rec, a) for rec in records[i:i + 200] for a in rec["artifacts"]
+                  if isinstance(a, dict) and a["stored"]]
+        found = blobs(repo, [tree[artifact_path(rec, a["path"])][2] for rec, a in wanted])
+        for (rec, entry), data in zip(wanted, found, strict=True):
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                raise InputError(f"artifact {entry['path']} of run {rec['run_id']} does not "
+                                 "match its sha256 in the record; publish the run again")

@@ -410,3 +410,19 @@ def test_bulk_history_matches_mlflow(tmp_path: Path) -> None:
         want = sorted((m.step, repr(m.value), m.timestamp)
                       for m in client.get_metric_history(run_id, key))
         assert [(s, repr(v), t) for s, v, t in rows] == want
+
+
+def test_altered_artifact_refused(tmp_path: Path, repo: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    run_id = make_run(tmp_path)
+    assert publish(repo, tmp_path) == 0
+    work = tmp_path / "edit"
+    git(repo, "worktree", "add", "-q", str(work), "results/local")
+    (work / "artifacts" / EXP / run_id / "results" / "per_rank.csv").write_text("rank,t\n0,9\n")
+    git(work, "commit", "-q", "-am", "tamper")
+    git(repo, "worktree", "remove", str(work))
+    capsys.readouterr()
+    dest = uri_of(tmp_path, "dest")
+    assert bench("import", "--repo", str(repo), "--tracking-uri", dest) == 2
+    assert "does not match its sha256" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "dest").exists()
