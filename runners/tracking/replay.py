@@ -3,10 +3,11 @@ sync``) and published run records (``bench import``), with their original times.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runners.tracking.history import Point, log_history
 from runners.tracking.store import BATCH_METRICS, MAX_PARAM_LEN
 from runners.tracking.writer import MlflowWriter, now_ms
 
@@ -87,10 +88,14 @@ class Replayer:
 
     def import_run(self, experiment: str, status: str, start_ms: int | None,
                    end_ms: int | None, params: Mapping[str, str],
-                   metrics: Mapping[str, float], tags: Mapping[str, str]) -> str:
-        """Recreate a run from its record: times, status, params, latest metrics, tags.
+                   metrics: Mapping[str, float], tags: Mapping[str, str],
+                   history: Mapping[str, Sequence[Point]] | None = None,
+                   artifacts: Path | None = None) -> str:
+        """Recreate a run from its record: times, status, params, metrics, tags, artifacts.
 
-        Metrics are logged once each (step 0, at the end time); a RUNNING run stays open.
+        With ``history`` every metric point is logged with its own step and timestamp;
+        without, the latest ``metrics`` once each (step 0, at the end time).  The files
+        under ``artifacts`` become the run's artifacts.  A RUNNING run stays open.
         Returns the new run's id.
         """
         all_tags = {k: str(v)[:MAX_PARAM_LEN] for k, v in tags.items()}
@@ -100,7 +105,13 @@ class Replayer:
         run_id = str(run.info.run_id)
         stamp = end_ms or start_ms or now_ms()
         self.writer.log_params(run_id, params)
-        self.writer.log_points(run_id, [(k, float(v), 0) for k, v in metrics.items()], stamp)
+        if history is None:
+            self.writer.log_points(run_id, [(k, float(v), 0) for k, v in metrics.items()],
+                                   stamp)
+        else:
+            log_history(self.client, run_id, history)
+        if artifacts is not None and any(artifacts.iterdir()):
+            self.client.log_artifacts(run_id, str(artifacts))
         if status != "RUNNING":
             self.client.set_terminated(run_id, status=status, end_time=end_ms)
         return run_id
