@@ -96,10 +96,11 @@ class Bisection:
                             label="bisect", capture=True)
         show_failures(results)
         frame = self.runs_at(commit)
+        tested = Tested(commit, role, [str(r) for r in frame["run_id"]])   # every run made
+        self.tested.append(tested)
         if not self.experiment:
             self.choose_series(frame)           # raises InputError
         runs = frame[(frame["experiment"] == self.experiment) & (frame["status"] == "FINISHED")]
-        tested = Tested(commit, role, [str(r) for r in runs["run_id"]])
         if self.metric in runs.columns and runs[self.metric].notna().any():
             hashes = sorted({str(h) for h in runs.get("tag.config.hash", []) if h == h})
             if len(hashes) > 1:
@@ -107,7 +108,6 @@ class Bisection:
                                  f"{self.experiment} at {commit[:12]} (a sweep?); bisect "
                                  "judges one: give a suite whose entry for it runs one")
             tested.samples = self.samples(runs)
-        self.tested.append(tested)
         return tested
 
     def runs_at(self, commit: str) -> pd.DataFrame:
@@ -194,7 +194,10 @@ class Bisection:
 
         order = self.history()
         rows = []
-        for t in sorted(self.tested, key=lambda t: order.index(t.commit)):
+        def position(t: Tested) -> int:
+            return order.index(t.commit) if t.commit in order else len(order)
+
+        for t in sorted(self.tested, key=position):
             rows.append({"commit": t.commit[:12], "subject": subject(self.clone, t.commit)[:40],
                          "role": t.role, label_of(self.metric):
                          self.show(level(t.samples)) if t.samples else "-",
@@ -285,6 +288,10 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     except InputError as exc:               # the series asked for is not in the runs made
         bisection.tag_runs("stopped")
         return fail(str(exc))
+    except subprocess.CalledProcessError as exc:
+        bisection.tag_runs("unfinished")
+        print(f"bisect: {git_failure(exc, args.repo)}")
+        return 3
     finally:
         bisect_git(clone, "reset")
 
