@@ -100,6 +100,8 @@ class Bisection:
         self.tested.append(tested)
         if not self.experiment:
             self.choose_series(frame)           # raises InputError
+            if not self.experiment:             # nothing finished: no series to choose
+                return tested
         runs = frame[(frame["experiment"] == self.experiment) & (frame["status"] == "FINISHED")]
         if self.metric in runs.columns and runs[self.metric].notna().any():
             hashes = sorted({str(h) for h in runs.get("tag.config.hash", []) if h == h})
@@ -126,12 +128,12 @@ class Bisection:
                      & (frame["tag.target_commit"] == commit)]
 
     def choose_series(self, frame: pd.DataFrame) -> None:
-        """Pick the experiment and metric from the runs at the good end."""
+        """Pick the experiment and metric from the runs at the good end (none when no run
+        finished there)."""
         done = frame[frame["status"] == "FINISHED"]
         names = list(dict.fromkeys(str(e) for e in done["experiment"]))
         if not names:
-            raise InputError(f"no run of the suite finished at the good end "
-                             f"{self.good[:12]}; bisect needs a suite that runs there")
+            return
         wanted = self.args.experiment or names[0]
         if wanted not in names:
             raise InputError(f"--experiment {wanted!r} has no finished run at the good end; "
@@ -201,7 +203,7 @@ class Bisection:
             rows.append({"commit": t.commit[:12], "subject": subject(self.clone, t.commit)[:40],
                          "role": t.role, label_of(self.metric):
                          self.show(level(t.samples)) if t.samples else "-",
-                         "of step": "-" if t.fraction is None else f"{t.fraction:.0%}",
+                         "of step": "-" if t.fraction is None else percent(t.fraction),
                          "verdict": t.verdict, "runs": ",".join(r[:12] for r in t.runs) or "-"})
         return render(pd.DataFrame(rows), "table")
 
@@ -215,6 +217,11 @@ class Bisection:
 def label_of(column: str) -> str:
     """``metric.t.median`` -> ``t.median``."""
     return column.removeprefix("metric.")
+
+
+def percent(fraction: float) -> str:
+    """``0.499`` -> ``50%`` (never ``-0%``)."""
+    return f"{int(round(fraction * 100)) or 0}%"
 
 
 def subject(clone: Path, commit: str) -> str:
@@ -306,8 +313,9 @@ def run(b: Bisection) -> int:
         git("checkout", "--quiet", "--detach", commit, cwd=b.clone)
         if not b.measure(commit, role).samples:
             b.tag_runs("unfinished")
-            print(f"bisect: no finished run of {b.experiment} measured "
-                  f"{label_of(b.metric)} at the {role} {commit[:12]}; see the failures above")
+            what = f"{label_of(b.metric)} of {b.experiment}" if b.experiment else "anything"
+            print(f"bisect: no finished run measured {what} at the {role} {commit[:12]}; "
+                  "see the failures above")
             return 3
     low, high = b.tested
     low.verdict, low.fraction, high.verdict, high.fraction = "good", 0.0, "bad", 1.0
@@ -332,7 +340,7 @@ def run(b: Bisection) -> int:
             tested.verdict, tested.fraction = classify(level(tested.samples), step.good,
                                                        step.bad)
             print(f"bisect: {commit[:12]}: {b.show(level(tested.samples))}, "
-                  f"{tested.fraction:.0%} of the step: {tested.verdict}", flush=True)
+                  f"{percent(tested.fraction)} of the step: {tested.verdict}", flush=True)
         else:
             print(f"bisect: {commit[:12]}: no finished run measured it: skip", flush=True)
         git("reset", "--quiet", "--hard", cwd=b.clone)
@@ -344,8 +352,12 @@ def run(b: Bisection) -> int:
     if not found:
         left = re.findall(r"^([0-9a-f]{40})$", out, re.M)
         b.tag_runs("unfinished")
-        print(f"bisect {b.id}: only commits whose runs failed are left; the first bad commit "
-              f"is one of {', '.join(c[:12] for c in left) or 'them'}\n{b.table()}{where}")
+        if "only 'skip'ped commits left" not in out:
+            print(f"bisect: git bisect did not finish: {' '.join(out.split())[:300]}")
+            return 3
+        candidates = ", ".join(c[:12] for c in left) or "them"
+        print(f"bisect {b.id}: a skipped commit (its runs failed) hides the step; the first "
+              f"bad commit is one of {candidates}\n{b.table()}{where}")
         return 3
     first = found.group(1)
     b.tag_runs(first)

@@ -107,6 +107,22 @@ def test_a_step_that_does_not_reproduce_stops_with_one_line(
     assert len(runs) == 2 and {r.data.tags["bisect.result"] for r in runs} == {"no step"}
 
 
+def test_a_suite_that_fails_at_the_good_end_stops_with_exit_3(
+        tmp_path: Path, store: Store, code: tuple[Path, list[str]]) -> None:
+    repo, commits = code
+    suite = tmp_path / "failing.yaml"
+    suite.write_text("experiments:\n  - [bench=command, \"bench.command='{python} "
+                     f"${{BENCH_TARGET}}/missing.py'\", hydra.run.dir={tmp_path}/outputs]\n")
+    proc = bisect(tmp_path, store, repo, commits[0], commits[-1], suite)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == (
+        f"bisect: no finished run measured anything at the good end {commits[0][:12]}; "
+        "see the failures above")
+    assert "failed (exit 1)" in proc.stdout
+    [run] = store.runs("command")                        # the bad end was not run
+    assert run.info.status == "FAILED" and run.data.tags["bisect.result"] == "unfinished"
+
+
 @pytest.mark.parametrize("case", ["unknown good", "not an ancestor", "missing suite"])
 def test_bad_input_is_one_line_and_writes_nothing(
         tmp_path: Path, store: Store, code: tuple[Path, list[str]], case: str) -> None:
