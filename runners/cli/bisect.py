@@ -19,7 +19,9 @@ suite's first run) and ``--metric`` (default: its headline figure of merit, per 
 
 Exit code: 0 when the first bad commit is named; 1 when the step does not reproduce at the
 ends; 3 when the bisection could not finish (the suite failed at an end, or only skipped
-commits are left: the candidates are listed); 2 on bad input.
+commits are left: the candidates are listed); 2 on bad input (an ``--experiment`` or
+``--metric`` the good end's runs lack is found after they ran: they are kept, tagged
+``bisect.result=stopped``).
 """
 
 from __future__ import annotations
