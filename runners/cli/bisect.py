@@ -50,6 +50,7 @@ from runners.cli.suite import (
 )
 from runners.config.schema import PROJECT_ROOT
 from runners.errors import InputError
+from runners.tracking.trials import metric_history
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -168,13 +169,14 @@ class Bisection:
 
     def samples(self, runs: pd.DataFrame) -> list[float]:
         """Every trial's value of the judged metric in ``runs`` (a curve's: its value)."""
-        reader = open_store(self.args.tracking_uri)
+        history = None
+        if self.metric.endswith(".median"):         # the per-trial metric's history
+            history = metric_history(self.args.tracking_uri, [str(r) for r in runs["run_id"]],
+                                     [self.per_trial()])
         values: list[float] = []
         for run_id, value in zip(runs["run_id"], runs[self.metric], strict=True):
-            trials = []
-            if self.metric.endswith(".median"):     # the per-trial metric's history
-                history = reader.client.get_metric_history(str(run_id), self.per_trial())
-                trials = [float(m.value) for m in history]
+            trials = [] if history is None else \
+                [float(v) for v in history.loc[history["run_id"] == run_id, "value"]]
             values += trials or ([float(value)] if value == value else [])
         return values
 
