@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from runners.cli import (
     analytics,
     baseline,
+    bisect,
     compare,
     nightly,
     options,
@@ -27,7 +28,7 @@ from runners.cli import (
 
 #: Every verb's module, in the order ``bench --help`` lists them; each registers its verbs.
 VERBS = (runs, ui, compare, scaling, regress, baseline, report, analytics, publish, nightly,
-         schedule, sync)
+         bisect, schedule, sync)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,10 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
-import shlex
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,75 +28,20 @@ from runners.cli import publish as publish_verb
 from runners.cli import regress as regress_verb
 from runners.cli import report as report_verb
 from runners.cli.options import DEFAULT_ARTIFACTS, DEFAULT_URI, fail, run_verb, whole_option
+from runners.cli.suite import git, git_failure, load_suite, private_clone, resolve_commit, run_suite
 from runners.config.schema import PROJECT_ROOT
 from runners.errors import InputError
 
 
-def load_suite(path: Path) -> list[list[str]]:
-    """The suite's entries: lists of run.py arguments (``experiments:`` in a YAML file).
-
-    Raises
-    ------
-    ValueError
-        When the file is missing or not a list of argument lists.
-    """
-    import yaml
-
-    if not path.is_file():
-        raise ValueError(f"no suite file {path}; see conf/nightly/example.yaml")
-    data = yaml.safe_load(path.read_text()) or {}
-    entries = data.get("experiments") if isinstance(data, dict) else None
-    if not entries or not all(isinstance(e, list) and e for e in entries):
-        raise ValueError(f"{path} needs 'experiments:' as a list of argument lists, "
-                         "e.g. - [bench=osu, bench.ranks=2]")
-    return [[str(a) for a in e] for e in entries]
-
-
-def git(*args: str, cwd: Path | None = None) -> str:
-    """Run git; return its stdout (raises CalledProcessError with git's message)."""
-    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
-                         timeout=600)
-    return out.stdout.strip()
-
-
 def update_checkout(repo: str, ref: str, cache: Path) -> tuple[Path, str]:
-    """Clone or fetch ``repo`` into ``cache`` and check out ``ref``; return (path, commit)."""
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(repo.rstrip("/")).name.removesuffix(".git"))
-    dest = cache / "nightly" / name
-    if (dest / ".git").is_dir():
-        git("fetch", "--quiet", "--tags", "origin", cwd=dest)
-    else:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        git("clone", "--quiet", repo, str(dest))
-    commit = ""
-    for candidate in (f"origin/{ref}", ref):
-        try:
-            commit = git("rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}", cwd=dest)
-            break
-        except subprocess.CalledProcessError:
-            continue
+    """Clone or fetch ``repo`` into ``<cache>/nightly`` and check out ``ref``; return
+    (path, commit)."""
+    dest = private_clone(repo, cache, "nightly")
+    commit = resolve_commit(dest, ref)
     if not commit:
         raise ValueError(f"ref {ref!r} not found in {repo}")
     git("checkout", "--quiet", "--detach", commit, cwd=dest)
     return dest, commit
-
-
-def run_suite(entries: list[list[str]], target: Path, commit: str, ref: str,
-              extra: list[str], project: Path) -> list[tuple[str, int]]:
-    """Run every suite entry; return ``(command, exit code)`` per entry."""
-    env = dict(os.environ, BENCH_TARGET=str(target))
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-    tags = [f"+tags.target_commit={commit}", f"+tags.target_ref={ref}",
-            f"+tags.nightly_date={stamp}"]
-    done = []
-    for entry in entries:
-        args = [a.replace("${BENCH_TARGET}", str(target)) for a in entry]
-        argv = [sys.executable, str(project / "run.py"), *args, *tags, *extra]
-        print(f"nightly: {shlex.join(args)}", flush=True)
-        code = subprocess.run(argv, env=env, cwd=project).returncode
-        done.append((shlex.join(args), code))
-    return done
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
@@ -120,14 +62,15 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail(str(exc))
     except subprocess.CalledProcessError as exc:
-        return fail(f"git {' '.join(exc.cmd[1:3])} failed for {args.repo}: "
-                     f"{' '.join((exc.stderr or '').split())[:300]}")
+        return fail(git_failure(exc, args.repo))
     print(f"nightly: {args.repo} at {args.ref} = {commit[:12]} in {target}", flush=True)
     store = [f"tracking.uri={args.tracking_uri}"]
     if args.artifact_root:
         store.append(f"tracking.artifact_root={args.artifact_root}")
-    results = run_suite(entries, target, commit, args.ref, store, project)
-    failed = [cmd for cmd, code in results if code != 0]
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    tags = {"target_commit": commit, "target_ref": args.ref, "nightly_date": stamp}
+    results = run_suite(entries, target, tags, store, project)
+    failed = [r.command for r in results if r.code != 0]
     uri = ["--tracking-uri", args.tracking_uri]
     verbs = (regress_verb, report_verb, publish_verb)     # called in this process
     if args.confirm:  # reruns see the checkout as the suite's runs did
