@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, Store, child_env
+from tests.support import ROOT, HttpReceiver, Store, child_env
 
 pytestmark = pytest.mark.e2e
 BENCH = 'import json; print(json.dumps({{"name": "t", "value": {value}, "unit": "s"}}))\n'
@@ -30,17 +30,18 @@ def commit_bench(repo: Path, value: float) -> str:
     return git("rev-parse", "HEAD", cwd=repo)
 
 
-def nightly(tmp: Path, store: Store, target: Path, results: Path) -> subprocess.CompletedProcess:
+def nightly(tmp: Path, store: Store, target: Path, results: Path,
+            *extra: str) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "runners.cli", "nightly", "--repo", str(target),
             "--ref", "main", "--suite", str(tmp / "suite.yaml"), "--tracking-uri", store.uri,
             "--artifact-root", str(store.artifacts), "--report-dir", str(tmp / "report"),
-            "--results-repo", str(results), "--cache", str(tmp / "cache")]
+            "--results-repo", str(results), "--cache", str(tmp / "cache"), *extra]
     return subprocess.run(argv, capture_output=True, text=True, env=child_env(), cwd=ROOT,
                           timeout=600)
 
 
 def test_nightly_runs_the_suite_reports_publishes_and_flags_a_regression(
-        tmp_path: Path, store: Store) -> None:
+        tmp_path: Path, store: Store, http_receiver: HttpReceiver) -> None:
     target, results = tmp_path / "code", tmp_path / "results"
     for repo in (target, results):
         repo.mkdir()
@@ -77,8 +78,12 @@ def test_nightly_runs_the_suite_reports_publishes_and_flags_a_regression(
     time.sleep(1.0)
     commit_bench(target, 2.0)
 
-    proc = nightly(tmp_path, store, target, results)
+    proc = nightly(tmp_path, store, target, results, "--notify", http_receiver.url)
     assert proc.returncode == 1, proc.stdout + proc.stderr       # a regression was found
+    [sent] = http_receiver.requests                              # one message, for one step
+    [alert] = sent.json()["alerts"]
+    assert alert["metric"] == "t.median" and alert["change"] > 0.5
+    assert (tmp_path / "report" / "index.html").as_uri() in sent.json()["text"]
     assert "regression" in proc.stdout
     newest = store.runs("command")[0]
     assert newest.data.tags["target_commit"] != first
@@ -92,3 +97,18 @@ def test_nightly_bad_input_is_one_line(tmp_path: Path, store: Store) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: no suite file {tmp_path / 'missing.yaml'}; see conf/nightly/example.yaml"]
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    (["--confirm", "0"], "--confirm '0' is not a whole number >= 1"),
+    (["--notify", "ftp://example.org/x"], "is not supported; give an http"),
+])
+def test_nightly_checks_confirm_and_notify_before_running(
+        tmp_path: Path, store: Store, extra: list[str], words: str) -> None:
+    argv = [sys.executable, "-m", "runners.cli", "nightly", "--repo", str(tmp_path / "none"),
+            "--suite", str(tmp_path / "missing.yaml"), "--tracking-uri", store.uri, *extra]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=child_env(), cwd=ROOT)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("error: ") and words in line
+    assert not store.db.exists()
