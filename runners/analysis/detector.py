@@ -127,3 +127,45 @@ def compare_windows(base: np.ndarray, new: np.ndarray, alpha: float, sigma: floa
     if p_rest >= alpha or e_rest * math.copysign(1.0, effect) < threshold:
         return Comparison("hinges", effect, p, m_base, m_new, threshold)
     return Comparison("change", effect, p, m_base, m_new, threshold)
+
+
+def fallback_windows(
+    x: np.ndarray, latest: int, baseline: int | None, min_points: int, alpha: float,
+    sigma: float, floor: float = DEFAULT_FLOOR, noise_factor: float = DEFAULT_NOISE_FACTOR,
+) -> tuple[np.ndarray, np.ndarray, Comparison | None]:
+    """The windows when no detected step is a change, and their comparison.
+
+    The last ``latest`` points against the points before them (the first ``baseline``
+    if given).  When that is no change, the last ``min_points`` alone are tried too: a
+    step followed by only ``min_points`` points is otherwise diluted by the baseline
+    points in the latest window (at 5 % noise, 77 % of the missed 20 % steps with 3 points
+    after).  Their median scatters ``sqrt(latest / min_points)`` times more, so their
+    minimum effect is that much higher, which keeps the false alarms where they were.
+    Not with ``noise_factor=0`` (the fixed minimum effect of before, as it was).
+
+    Returns
+    -------
+    tuple
+        ``(baseline window, latest window, comparison)``; the comparison is None when a
+        window has fewer than ``min_points`` points.
+    """
+    def split(size: int) -> tuple[np.ndarray, np.ndarray]:
+        at = max(x.size - size, 1)
+        return x[: at if baseline is None else min(at, baseline)], x[at:]
+
+    base, new = split(latest)
+    if base.size < min_points or new.size < min_points:
+        return base, new, None
+    outcome = compare_windows(base, new, alpha, sigma, floor, noise_factor)
+    if outcome.kind == "change" or latest <= min_points or noise_factor == 0.0:
+        return base, new, outcome
+    short_base, short_new = split(min_points)
+    factor = noise_factor * math.sqrt(latest / min_points)
+    m_base = float(np.median(short_base))
+    effect = relative_change(float(np.median(short_new)), m_base)
+    if abs(effect) < effect_threshold(sigma, m_base, floor, factor):
+        return base, new, outcome   # cheap test first: most series stop here
+    short = compare_windows(short_base, short_new, alpha, sigma, floor, factor)
+    if short.kind == "change":
+        return short_base, short_new, short
+    return base, new, outcome

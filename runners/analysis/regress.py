@@ -22,7 +22,9 @@ import numpy.typing as npt
 from runners.analysis.detector import (
     DEFAULT_FLOOR,
     DEFAULT_NOISE_FACTOR,
+    Comparison,
     compare_windows,
+    fallback_windows,
     relative_change,
     relative_noise,
 )
@@ -156,8 +158,7 @@ class Verdict:
     outliers : tuple of int
         Positions of the isolated spikes that were left out.
     noise, threshold : float
-        The series' noise relative to the baseline median, and the minimum effect that
-        applied: ``max(min_effect, noise_factor * noise)``.
+        The series' noise over the baseline median; the minimum effect that applied.
     reason : str
         One line explaining the status.
     """
@@ -216,8 +217,9 @@ def judge(
     most recent step of :func:`detect_steps` (L1, ``min_size=min_points``) that is such
     a change (later steps are merged into the latest window): latest = every point
     after it, baseline = the level before it (its last ``baseline`` points if given).
-    Without one, latest = the last ``latest`` points, baseline = the points before
-    them (the first ``baseline`` if given).  Isolated spikes are left out first.
+    Without one, latest = the last ``latest`` (or ``min_points``: see
+    :func:`~runners.analysis.detector.fallback_windows`) points, baseline = the points
+    before them (the first ``baseline`` if given).  Isolated spikes are left out first.
 
     Parameters
     ----------
@@ -231,9 +233,8 @@ def judge(
     latest : int
         Latest window size when no step is detected.
     alpha, min_effect : float
-        Significance level of the test; the floor of the minimum relative change of the
-        medians (1 %; the fixed minimum before the noise-aware rule, 5 %, is
-        ``min_effect=0.05, noise_factor=0``).
+        Significance level; floor of the minimum relative change of the medians (the
+        fixed 5 % of before is ``min_effect=0.05, noise_factor=0``).
     commits, run_ids : sequence, optional
         Labels aligned with ``values`` (commits, times, run ids) for the change range.
     min_points : int
@@ -279,6 +280,7 @@ def judge(
     sigma = noise_level(x)
     steps = detect_steps(x, min_size=min_points, penalty=penalty, noise=sigma)
     cuts = [0, *(s.index for s in steps)]
+    outcome: Comparison | None = None
     while len(cuts) > 1:  # the most recent step that is a change; merge the later ones
         first = cuts[-2] if baseline is None else max(cuts[-2], cuts[-1] - baseline)
         base, new = x[first : cuts[-1]], x[cuts[-1] :]
@@ -288,8 +290,8 @@ def judge(
         cuts.pop()
     found = len(cuts) > 1
     if not found:
-        split = max(n - latest, 1)
-        base, new = x[: split if baseline is None else min(split, baseline)], x[split:]
+        base, new, outcome = fallback_windows(x, latest, baseline, min_points, alpha, sigma,
+                                              min_effect, noise_factor)
     split = n - new.size
     lo, hi = int(where[split - 1]), int(where[split])
     verdict = Verdict(
@@ -298,11 +300,9 @@ def judge(
         commit_range=None if commits is None else (commits[lo], commits[hi]),
         run_id_range=None if run_ids is None else (run_ids[lo], run_ids[hi]),
     )
-    if base.size < min_points or new.size < min_points:
+    if outcome is None or base.size < min_points or new.size < min_points:
         return replace(verdict, reason=f"windows of {base.size} and {new.size} points, "
                         f"need {min_points} each")
-    if not found:
-        outcome = compare_windows(base, new, alpha, sigma, min_effect, noise_factor)
     kind, effect, p, m_base, m_new, threshold = outcome
     noise = relative_noise(sigma, m_base)
     status = "no change"

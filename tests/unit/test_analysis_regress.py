@@ -298,6 +298,19 @@ def test_a_step_of_a_few_noise_sigmas_is_found() -> None:
     assert new >= 32 and old <= 16
 
 
+def test_three_points_after_a_step_are_tried_alone() -> None:
+    """20 % at 5 % noise, 3 points after: the step penalty rarely accepts a step that
+    close to the end, and the last 5 points mix in 2 baseline ones.  The last 3 alone
+    (with a sqrt(5/3) higher minimum effect): 38/40 regressions, old rule 34/40."""
+    assert regressions(range(40), n=23, cv=0.05, step_at=20, step=0.20) == (38, 34)
+    y = series(4, n=23, cv=0.05, step_at=20, step=0.20)
+    v = judge(y)
+    assert (v.status, v.n_latest, v.index_range, v.step_detected) == (
+        "regression", 3, (19, 20), False)
+    assert judge(y, **OLD_RULE).status == "no change"
+    assert v.threshold == pytest.approx(1.25 * math.sqrt(5 / 3) * v.noise)
+
+
 def test_a_3_percent_step_at_half_a_percent_noise_is_a_regression() -> None:
     new, old = regressions(range(20), n=25, cv=0.005, step_at=20, step=0.03)
     assert (new, old) == (20, 0)
@@ -375,9 +388,13 @@ def test_labels_nan_and_ranges() -> None:
     assert v.n_baseline == 18 and v.n_latest == 10
     capped = judge(y, baseline=5)
     assert capped.n_baseline == 5 and capped.status == "regression"
-    flat = judge(series(2, n=30, cv=0.03), latest=6)
+    flat = judge(series(2, n=30, cv=0.03), latest=6, **OLD_RULE)
     assert flat.status == "no change" and not flat.step_detected
     assert (flat.n_baseline, flat.n_latest, flat.index_range) == (24, 6, (23, 24))
+    # The defaults also try the last min_points alone: these 3 happen to sit 5 % low
+    # (p = 0.01, 2.1 noise sigmas, over the 1.77 sigmas needed for 3 points).
+    short = judge(series(2, n=30, cv=0.03), latest=6)
+    assert (short.status, short.n_baseline, short.n_latest) == ("improvement", 27, 3)
     d = v.to_dict()
     assert (d["commit_before"], d["commit_after"], d["index_after"]) == ("c19", "c20", 20)
     with pytest.raises(ValueError):
