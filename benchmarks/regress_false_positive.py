@@ -4,14 +4,17 @@ Usage::
 
     python benchmarks/regress_false_positive.py [--reps 500] [--seed 20260101]
 
-Measures, with :func:`runners.analysis.regress.judge` at its defaults (alpha 0.05, min
-effect 5 %, direction "lower"):
+Measures, with :func:`runners.analysis.regress.judge` at its defaults (alpha 0.05, minimum
+effect max(1 %, 1.25 x the series' noise), direction "lower"; before the noise-aware rule
+a fixed 5 %):
 
 1. the false-positive rate on pure Gaussian noise (no change at all), for series of 10,
    30 and 100 points and a noise CV of 2, 5 and 10 %: the share judged "regression",
    and the share judged anything but "no change" / "not enough data";
 2. the detection rate of a step up of 5, 10 and 20 % (the share judged "regression",
    and the share whose reported range brackets the true step within one point);
+   ``benchmarks/detector_accuracy.py`` has the full step x noise x points-after table,
+   old rule against new;
 3. the runtime of :func:`detect_steps` against the series length, and of
    :func:`judge_frame` on 10,000 runs split in 500 series.
 """

@@ -5,7 +5,8 @@ airspeed velocity (``asv/step_detect.py``) it is piecewise constant plus noise:
 :func:`detect_steps` finds the change points by an exact penalized fit (L1 or L2 cost,
 penalty proportional to a robust noise estimate); :func:`judge` tests the points after
 the most recent step against the ones before it (Mann-Whitney U *and* a minimum
-relative effect); :func:`judge_frame` does so for every series of a table.
+relative effect that grows with the series' noise, :mod:`runners.analysis.detector`);
+:func:`judge_frame` does so for every series of a table.
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from runners.analysis.detector import (
+    DEFAULT_FLOOR,
+    DEFAULT_NOISE_FACTOR,
+    Comparison,
+    compare_windows,
+    fallback_windows,
+    relative_change,
+    relative_noise,
+)
 from runners.analysis.stats import (
     MannWhitneyResult,
     isolated_outliers,
@@ -48,13 +58,6 @@ class Step:
     before: float
     after: float
     change: float
-
-
-def _rel(after: float, before: float) -> float:
-    """Relative change ``(after - before) / |before|``, ``±inf``/0 when ``before == 0``."""
-    if before == 0.0:
-        return 0.0 if after == 0.0 else math.copysign(math.inf, after)
-    return (after - before) / abs(before)
 
 
 def detect_steps(
@@ -129,7 +132,7 @@ def detect_steps(
     levels = [float(level(x[a:b])) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     return [
         Step(index=bounds[k + 1], before=levels[k], after=levels[k + 1],
-             change=_rel(levels[k + 1], levels[k]))
+             change=relative_change(levels[k + 1], levels[k]))
         for k in range(len(levels) - 1)
     ]
 
@@ -154,6 +157,8 @@ class Verdict:
         ``commits`` / ``run_ids`` labels when given: the change appeared in between.
     outliers : tuple of int
         Positions of the isolated spikes that were left out.
+    noise, threshold : float
+        The series' noise over the baseline median; the minimum effect that applied.
     reason : str
         One line explaining the status.
     """
@@ -171,6 +176,8 @@ class Verdict:
     commit_range: tuple[Any, Any] | None = None
     run_id_range: tuple[Any, Any] | None = None
     outliers: tuple[int, ...] = ()
+    noise: float = math.nan
+    threshold: float = math.nan
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,7 +196,7 @@ def judge(
     baseline: int | None = None,
     latest: int = 5,
     alpha: float = 0.05,
-    min_effect: float = 0.05,
+    min_effect: float = DEFAULT_FLOOR,
     commits: Sequence[Any] | None = None,
     run_ids: Sequence[Any] | None = None,
     *,
@@ -197,18 +204,22 @@ def judge(
     max_points: int = 1000,
     penalty: float | None = None,
     outlier_threshold: float | None = 5.0,
+    noise_factor: float = DEFAULT_NOISE_FACTOR,
 ) -> Verdict:
     """Decide whether the newest points of a series regressed.
 
     A change needs BOTH ``p < alpha`` (two-sided Mann-Whitney, latest vs baseline) AND
-    ``|effect| >= min_effect`` (relative change of the medians), and both must still
+    ``|effect| >= max(min_effect, noise_factor * noise)`` (relative change of the
+    medians; ``noise`` is :func:`noise_level` over the baseline median: see
+    :mod:`runners.analysis.detector` for why), and both must still
     hold with the most extreme latest point in that direction left out; the sign and
     ``direction`` make it a regression or an improvement.  The windows are split at the
     most recent step of :func:`detect_steps` (L1, ``min_size=min_points``) that is such
     a change (later steps are merged into the latest window): latest = every point
     after it, baseline = the level before it (its last ``baseline`` points if given).
-    Without one, latest = the last ``latest`` points, baseline = the points before
-    them (the first ``baseline`` if given).  Isolated spikes are left out first.
+    Without one, latest = the last ``latest`` (or ``min_points``: see
+    :func:`~runners.analysis.detector.fallback_windows`) points, baseline = the points
+    before them (the first ``baseline`` if given).  Isolated spikes are left out first.
 
     Parameters
     ----------
@@ -222,7 +233,8 @@ def judge(
     latest : int
         Latest window size when no step is detected.
     alpha, min_effect : float
-        Significance level of the test; minimum relative change of the medians.
+        Significance level; floor of the minimum relative change of the medians (the
+        fixed 5 % of before is ``min_effect=0.05, noise_factor=0``).
     commits, run_ids : sequence, optional
         Labels aligned with ``values`` (commits, times, run ids) for the change range.
     min_points : int
@@ -234,6 +246,8 @@ def judge(
     outlier_threshold : float, optional
         Isolated spikes (:func:`~runners.analysis.stats.isolated_outliers` at this many
         noise sigmas) are left out like NaN; None keeps every point.
+    noise_factor : float
+        The minimum effect is at least this many relative noise standard deviations.
 
     Returns
     -------
@@ -244,6 +258,8 @@ def judge(
         raise ValueError(f"direction must be 'lower' or 'higher', got {direction!r}")
     if min_points < 2 or latest < min_points or (baseline or min_points) < min_points:
         raise ValueError("need min_points >= 2 and latest, baseline >= min_points")
+    if not (min_effect >= 0.0 and noise_factor >= 0.0):
+        raise ValueError("need min_effect >= 0 and noise_factor >= 0")
     y = np.asarray(values, dtype=np.float64).ravel()
     for name, labels in (("commits", commits), ("run_ids", run_ids)):
         if labels is not None and len(labels) != y.size:
@@ -261,19 +277,21 @@ def judge(
     if n < 2 * min_points:
         return Verdict("not enough data", direction, outliers=dropped,
                        reason=f"{n} points, need at least {2 * min_points}")
-    steps = detect_steps(x, min_size=min_points, penalty=penalty)
+    sigma = noise_level(x)
+    steps = detect_steps(x, min_size=min_points, penalty=penalty, noise=sigma)
     cuts = [0, *(s.index for s in steps)]
+    outcome: Comparison | None = None
     while len(cuts) > 1:  # the most recent step that is a change; merge the later ones
         first = cuts[-2] if baseline is None else max(cuts[-2], cuts[-1] - baseline)
         base, new = x[first : cuts[-1]], x[cuts[-1] :]
-        outcome = _compare(base, new, alpha, min_effect)
-        if outcome[0] == "change":
+        outcome = compare_windows(base, new, alpha, sigma, min_effect, noise_factor)
+        if outcome.kind == "change":
             break
         cuts.pop()
     found = len(cuts) > 1
     if not found:
-        split = max(n - latest, 1)
-        base, new = x[: split if baseline is None else min(split, baseline)], x[split:]
+        base, new, outcome = fallback_windows(x, latest, baseline, min_points, alpha, sigma,
+                                              min_effect, noise_factor)
     split = n - new.size
     lo, hi = int(where[split - 1]), int(where[split])
     verdict = Verdict(
@@ -282,39 +300,21 @@ def judge(
         commit_range=None if commits is None else (commits[lo], commits[hi]),
         run_id_range=None if run_ids is None else (run_ids[lo], run_ids[hi]),
     )
-    if base.size < min_points or new.size < min_points:
+    if outcome is None or base.size < min_points or new.size < min_points:
         return replace(verdict, reason=f"windows of {base.size} and {new.size} points, "
                         f"need {min_points} each")
-    if not found:
-        outcome = _compare(base, new, alpha, min_effect)
-    kind, effect, p, m_base, m_new = outcome
+    kind, effect, p, m_base, m_new, threshold = outcome
+    noise = relative_noise(sigma, m_base)
     status = "no change"
     if kind == "change":
         status = "regression" if (effect > 0) == (direction == "lower") else "improvement"
     hinges = ", but not without its most extreme latest point" if kind == "hinges" else ""
     reason = (f"{'at a detected step' if found else 'last points vs first points'}: "
               f"median {m_base:.6g} -> {m_new:.6g} ({effect:+.1%}), p={p:.3g} "
-              f"(alpha {alpha}, min effect {min_effect:.1%}){hinges}")
-    return replace(verdict, status=status, effect=effect, p_value=p,
-                   baseline_median=m_base, latest_median=m_new, reason=reason)
-
-
-def _compare(
-    base: np.ndarray, new: np.ndarray, alpha: float, min_effect: float
-) -> tuple[str, float, float, float, float]:
-    """``(kind, effect, p, baseline median, latest median)`` of two windows; ``kind`` is
-    "change" (see :func:`judge`), "hinges" (not without the extreme point) or "none"."""
-    m_base, m_new = float(np.median(base)), float(np.median(new))
-    effect = _rel(m_new, m_base)
-    p = mann_whitney_u(new, base).p_value
-    if p >= alpha or abs(effect) < min_effect or new.size < 2:
-        return "none", effect, p, m_base, m_new
-    rest = np.delete(new, np.argmax(new) if effect > 0 else np.argmin(new))
-    e_rest = _rel(float(np.median(rest)), m_base)
-    p_rest = mann_whitney_u(rest, base).p_value
-    if p_rest >= alpha or e_rest * math.copysign(1.0, effect) < min_effect:
-        return "hinges", effect, p, m_base, m_new
-    return "change", effect, p, m_base, m_new
+              f"(alpha {alpha}, min effect {threshold:.1%} at {noise:.1%} noise){hinges}")
+    return replace(verdict, status=status, effect=effect, p_value=p, noise=noise,
+                   threshold=threshold, baseline_median=m_base, latest_median=m_new,
+                   reason=reason)
 
 
 def _direction_of(key: Any, direction: str | Mapping[Any, str]) -> str:
@@ -361,7 +361,7 @@ def judge_frame(
         Columns labelling the range where a change appeared.
     **options
         Keyword arguments of :func:`judge` (``baseline``, ``latest``, ``alpha``,
-        ``min_effect``, ``min_points``, ``max_points``, ``penalty``).
+        ``min_effect``, ``noise_factor``, ``min_points``, ``max_points``, ``penalty``).
 
     Returns
     -------
