@@ -69,8 +69,10 @@ def choice(option: str, value: str, choices: Sequence[str]) -> str:
 
 
 def number_option(option: str, text: str | None, low: float, high: float, *,
-            low_inclusive: bool = False, percent: bool = False) -> float | None:
-    """A number option between ``low`` and ``high`` (``5%`` allowed when ``percent``).
+                  low_inclusive: bool = False, percent: bool = False,
+                  example: str = "") -> float | None:
+    """A number option between ``low`` and ``high`` (``5%`` allowed when ``percent``);
+    ``example`` is the value the error message suggests.
 
     Returns None when the option is unset.
     """
@@ -84,7 +86,7 @@ def number_option(option: str, text: str | None, low: float, high: float, *,
     above = value >= low if low_inclusive else value > low
     if not (above and value <= high):
         bracket = "[" if low_inclusive else "("
-        example = "0.05 or 5%" if percent else "0.05"
+        example = example or ("0.05 or 5%" if percent else "0.05")
         raise InputError(f"{option} {text!r} is not a number in {bracket}{low:g}, {high:g}]; "
                          f"e.g. {option} {example}")
     return value

@@ -54,6 +54,8 @@ def judge_options(args: argparse.Namespace) -> dict[str, Any]:
                          "fraction or a percentage, e.g. --min-effect 0.05 or 5%")
     options: dict[str, Any] = {
         "min_effect": min_effect,
+        "noise_factor": number_option("--noise-factor", args.noise_factor, 0.0, 10.0,
+                                      low_inclusive=True, example="1.25"),
         "alpha": number_option("--alpha", args.alpha, 0.0, 0.5),
         "min_points": whole_option("--min-points", args.min_points, 2),
         "latest": whole_option("--latest", args.latest, 2),
@@ -88,7 +90,8 @@ def cmd_regress(args: argparse.Namespace) -> int:
     runs, ordered by start time, from its newest `bench baseline accept` on. With --against
     step (the default) each is judged by runners.analysis.regress.judge_frame: the points
     after the most recent step against those before it, a change needing both a
-    Mann-Whitney p < --alpha and a relative change >= --min-effect. With --against
+    Mann-Whitney p < --alpha and a relative change of the medians >= max(--min-effect,
+    --noise-factor x the series' relative noise). With --against
     reference the newest run is judged at once against the series' reference band
     (the median of the last --window accepted runs +- --sigmas noise sigmas; see `bench
     baseline show`). The better direction is the direction.<metric> tag (default lower). A series
@@ -183,8 +186,15 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
                    help="metric to judge, repeatable or comma-separated; a base name means "
                         "its median (default: the figures of merit of each benchmark)")
     r.add_argument("--min-effect", metavar="X",
-                   help="smallest relative change of the medians that counts, as a fraction "
-                        "or a percentage (default: 0.05 = 5%%)")
+                   help="floor of the minimum relative change of the medians, as a fraction "
+                        "or a percentage (default: 1%%); the change must be at least "
+                        "max(floor, --noise-factor x the series' relative noise); with "
+                        "--against reference, the narrowest half-width of the band "
+                        "(default: 2%%)")
+    r.add_argument("--noise-factor", metavar="K",
+                   help="minimum effect in units of the series' own noise (default: 1.25); "
+                        "0 uses --min-effect alone (--noise-factor 0 --min-effect 5%% is "
+                        "the fixed rule of before)")
     r.add_argument("--alpha", metavar="P",
                    help="significance level of the Mann-Whitney test (default: 0.05)")
     r.add_argument("--min-points", metavar="N",

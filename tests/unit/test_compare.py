@@ -435,6 +435,18 @@ def test_regress_direction_higher(history: tuple[str, dict[str, list[str]]],
     assert tags_of(uri, runs["drop"][-1])["regress.bw.median"] == "regression"
 
 
+def test_regress_noise_factor_passes_through(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A 25 % step at 5 % noise: 1.25 noise sigmas (about 6 %) pass it, 6 sigmas do not."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    rng = np.random.default_rng(11)
+    noise = list(1.0 + 0.05 * rng.standard_normal(30))
+    add_series(Tracker(uri), "wide", noise[:20] + [1.25 * v for v in noise[20:]])
+    assert bench("regress", "--tracking-uri", uri, "--dry-run") == 1
+    assert bench("regress", "--tracking-uri", uri, "--dry-run", "--noise-factor", "6") == 0
+    assert "0 regressions" in capsys.readouterr().out
+
+
 def test_regress_min_effect_passes_through(history: tuple[str, dict[str, list[str]]],
                                            capsys: pytest.CaptureFixture[str]) -> None:
     uri, _ = history
@@ -447,6 +459,7 @@ def test_regress_min_effect_passes_through(history: tuple[str, dict[str, list[st
     (["--metric", "nosuch"], ["unknown metric 'nosuch'", "total_s.median"]),
     (["--min-effect", "5"], ["--min-effect 5", "5%"]),
     (["--min-effect", "x"], ["--min-effect 'x'"]),
+    (["--noise-factor", "-1"], ["--noise-factor '-1' is not a number in [0, 10]", "1.25"]),
     (["--alpha", "2"], ["--alpha '2'"]),
     (["--latest", "2"], ["--latest", "--min-points"]),
     (["--min-points", "one"], ["--min-points 'one'"]),
