@@ -22,6 +22,7 @@ import numpy.typing as npt
 from runners.analysis.detector import (
     DEFAULT_FLOOR,
     DEFAULT_NOISE_FACTOR,
+    STEP_ALPHA_DIVISOR,
     Comparison,
     compare_windows,
     fallback_windows,
@@ -208,18 +209,17 @@ def judge(
 ) -> Verdict:
     """Decide whether the newest points of a series regressed.
 
-    A change needs BOTH ``p < alpha`` (two-sided Mann-Whitney, latest vs baseline) AND
-    ``|effect| >= max(min_effect, noise_factor * noise)`` (relative change of the
-    medians; ``noise`` is :func:`noise_level` over the baseline median: see
-    :mod:`runners.analysis.detector` for why), and both must still
-    hold with the most extreme latest point in that direction left out; the sign and
+    A change needs BOTH ``p < alpha`` (two-sided Mann-Whitney, latest vs baseline; at a
+    detected step ``alpha / STEP_ALPHA_DIVISOR``) AND ``|effect| >= max(min_effect,
+    noise_factor * noise)`` (relative change of the medians; ``noise`` is
+    :func:`noise_level` over the baseline median; :mod:`runners.analysis.detector` says
+    why), both still true without the most extreme latest point; the sign and
     ``direction`` make it a regression or an improvement.  The windows are split at the
     most recent step of :func:`detect_steps` (L1, ``min_size=min_points``) that is such
-    a change (later steps are merged into the latest window): latest = every point
-    after it, baseline = the level before it (its last ``baseline`` points if given).
-    Without one, latest = the last ``latest`` (or ``min_points``: see
-    :func:`~runners.analysis.detector.fallback_windows`) points, baseline = the points
-    before them (the first ``baseline`` if given).  Isolated spikes are left out first.
+    a change (later steps merged into the latest window): latest = every point after
+    it, baseline = the level before it (its last ``baseline`` points if given).  Without
+    one, the fallback windows of :func:`~runners.analysis.detector.fallback_windows`.
+    Isolated spikes are left out first.
 
     Parameters
     ----------
@@ -233,8 +233,7 @@ def judge(
     latest : int
         Latest window size when no step is detected.
     alpha, min_effect : float
-        Significance level; floor of the minimum relative change of the medians (the
-        fixed 5 % of before is ``min_effect=0.05, noise_factor=0``).
+        Significance level; floor of the minimum relative change of the medians.
     commits, run_ids : sequence, optional
         Labels aligned with ``values`` (commits, times, run ids) for the change range.
     min_points : int
@@ -247,7 +246,7 @@ def judge(
         Isolated spikes (:func:`~runners.analysis.stats.isolated_outliers` at this many
         noise sigmas) are left out like NaN; None keeps every point.
     noise_factor : float
-        The minimum effect is at least this many relative noise standard deviations.
+        Minimum effect in relative noise sigmas (0 with ``min_effect=0.05``: the old rule).
 
     Returns
     -------
@@ -284,7 +283,8 @@ def judge(
     while len(cuts) > 1:  # the most recent step that is a change; merge the later ones
         first = cuts[-2] if baseline is None else max(cuts[-2], cuts[-1] - baseline)
         base, new = x[first : cuts[-1]], x[cuts[-1] :]
-        outcome = compare_windows(base, new, alpha, sigma, min_effect, noise_factor)
+        outcome = compare_windows(base, new, alpha / STEP_ALPHA_DIVISOR if noise_factor
+                                  else alpha, sigma, min_effect, noise_factor)
         if outcome.kind == "change":
             break
         cuts.pop()
