@@ -1,7 +1,8 @@
-"""The analysis verbs at scale: ``bench compare``, ``regress`` and ``report`` on 10,000 runs.
+"""The analysis verbs at scale: ``bench compare``, ``regress`` and ``report`` on 10,000+ runs.
 
-A generated SQLite MLflow store of 10,000 runs (cached under ``.cache/bench-analysis-10k/``
-and reused while :data:`GENERATOR_VERSION` is unchanged) stands for a year of nightly
+A generated SQLite MLflow store of 10,000 runs (``--runs``; cached under
+``.cache/bench-analysis-10k/``, ``-100k/`` ..., and reused while :data:`GENERATOR_VERSION`
+is unchanged) stands for a year of nightly
 results: experiments ``mpi4py_import`` and ``osu`` on 4 machines × 2 filesystems × 4 rank
 counts (64 configurations, ~156 runs each), a new commit every 50 runs, ~3% noise, a 20%
 step halfway in three series and ~2% FAILED runs with ``failure.*`` tags.
@@ -16,9 +17,11 @@ experiments); the first ``--client-runs`` runs go through ``MlflowClient`` (crea
 one log_batch + set_terminated, ``--threads`` threads) to measure that path, and the rest
 are inserted with ``sqlite3.executemany`` in one transaction into the same five tables
 MLflow writes (runs, tags, params, metrics, latest_metrics), row for row as MlflowClient
-writes them; a client-made and an SQL-made run are then compared through ``get_run``.
+writes them; for each experiment a client-made and an SQL-made run are then compared
+through ``get_run``.  Each store size is a section of ``results/analysis_scale.md``
+(``--label`` tells apart figures of the same size, e.g. before a change).
 
-    python benchmarks/analysis_scale.py [--runs 10000] [--reps 3] [--regen]
+    python benchmarks/analysis_scale.py [--runs 10000] [--reps 3] [--regen] [--label TEXT]
         [--client-runs 300] [--threads 1] [--profile {auto,all,none}]
 """
 
@@ -44,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, med, write_result  # noqa: E402
+from _common import RESULTS, ROOT, machine_line, med, write_result  # noqa: E402
 
 #: Bump when the generated data changes: a cached store of another version is regenerated.
 GENERATOR_VERSION = 1
@@ -260,9 +263,19 @@ def generate(cache: Path, n: int, client_runs: int, threads: int) -> dict[str, A
     t_sql = time.perf_counter() - t0
     diffs: list[str] = []
     if client_ids and sql_ids:
-        a = next(i for i, r in zip(client_ids, via_client, strict=True) if r.status == "FINISHED")
-        b = next(i for i, r in zip(sql_ids, via_sql, strict=True) if r.status == "FINISHED")
-        diffs = same_shape(tracker.online.client, a, b)
+        # one pair per experiment: a client-made and an SQL-made FINISHED run of it (the
+        # client's share is every n/k-th run, so its first one may be of another experiment)
+        pairs = 0
+        for exp in EXPERIMENTS:
+            a = next((i for i, r in zip(client_ids, via_client, strict=True)
+                      if r.status == "FINISHED" and r.experiment == exp), None)
+            b = next((i for i, r in zip(sql_ids, via_sql, strict=True)
+                      if r.status == "FINISHED" and r.experiment == exp), None)
+            if a is not None and b is not None:
+                pairs += 1
+                diffs += [f"{exp}: {d}" for d in same_shape(tracker.online.client, a, b)]
+        if not pairs:
+            diffs.append("no experiment has a FINISHED run made by each path to compare")
     con = sqlite3.connect(db)
     counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("runs", "tags", "params", "metrics", "latest_metrics")}
@@ -358,7 +371,9 @@ frame = tracker.runs_table(None)
 t3 = time.perf_counter()
 out = {"imports": t1 - t0, "tracker": t2 - t1, "runs_table": t3 - t2, "rows": len(frame),
        "cols": frame.shape[1]}
-if "bulk" in inspect.signature(tracker.runs_table).parameters:
+if len(frame) > 20000:            # the ORM path takes minutes on a big store: not timed
+    out.update(paged=float("nan"), paged_nogc=float("nan"))
+elif "bulk" in inspect.signature(tracker.runs_table).parameters:
     t3 = time.perf_counter()
     tracker.runs_table(None, bulk=False)
     t4 = time.perf_counter()
@@ -414,6 +429,29 @@ def digest(files: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def record(title: str, body: str) -> Path:
+    """Write ``body`` as the section ``## title`` of results/analysis_scale.md, keeping the
+    file's other sections (other store sizes, figures before a change)."""
+    path = RESULTS / "analysis_scale.md"
+    sections: dict[str, str] = {}
+    if path.is_file():
+        text = path.read_text()
+        for part in text.split("\n## ")[1:]:
+            head, _, rest = part.partition("\n")
+            sections[head.strip()] = rest.strip()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    sections[title] = f"Recorded {stamp} on {machine_line()}\n\n{body.strip()}"
+    out = "".join(f"\n## {head}\n\n{rest}\n" for head, rest in sorted(
+        sections.items(), key=lambda item: _order(item[0])))
+    return write_result("analysis_scale", __doc__.split("\n")[0] + "\n" + out)
+
+
+def _order(title: str) -> tuple[int, str]:
+    """Sections by store size, then title."""
+    digits = "".join(c for c in title.split(" ")[0] if c.isdigit())
+    return (int(digits or 0), title)
+
+
 def main() -> None:
     """Generate (or reuse) the store, time the commands, write results/analysis_scale.md."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -423,6 +461,8 @@ def main() -> None:
     ap.add_argument("--client-runs", type=int, default=300,
                     help="runs written through MlflowClient (the rest by SQL)")
     ap.add_argument("--threads", type=int, default=1, help="threads of the client writes")
+    ap.add_argument("--label", default="",
+                    help="added to the section title of this store size, e.g. 'before'")
     ap.add_argument("--profile", choices=["auto", "all", "none"], default="auto",
                     help="profile verbs that miss their target or fail (auto), all, none")
     args = ap.parse_args()
@@ -507,8 +547,8 @@ Generation: schema + experiments via `Tracker` {meta['schema_s']:.1f} s;
 {meta['threads']} thread(s)) {meta['client_s']:.1f} s = {meta['client_ms_per_run']:.1f} ms/run;
 {meta['sql_runs']} runs by `sqlite3.executemany` into runs/tags/params/metrics/latest_metrics
 in one transaction {meta['sql_s']:.2f} s = {meta['sql_ms_per_run']:.3f} ms/run. All runs
-through MlflowClient would take ≈ {meta['client_only_estimate_s']:.0f} s. A client-made and
-an SQL-made run read back identically through `get_run` (same info fields, tag/param/metric
+through MlflowClient would take ≈ {meta['client_only_estimate_s']:.0f} s. For each experiment a client-made
+and an SQL-made run read back identically through `get_run` (same info fields, tag/param/metric
 keys).
 
 Wall time of the real commands from the project root, {args.reps} repetitions alternating
@@ -537,7 +577,7 @@ Output of each verb (compare: its first line; regress, report: the last):
         body += ("\nWhere the time goes (extra runs, not timed above; cProfile slows the "
                  "verbs down):\n\n" + "\n".join(notes) + "\n")
     print(body)
-    print(write_result("analysis_scale", body))
+    print(record(f"{meta['runs']:,} runs{f', {args.label}' if args.label else ''}", body))
     shutil.rmtree(tmp, ignore_errors=True)
 
 
