@@ -79,9 +79,11 @@ def resolve_column(frame: pd.DataFrame, name: str, option: str = "--by") -> str:
     for column in (f"tag.{name}", f"param.{name}"):
         if column in frame.columns:
             return column
-    tags = [label(c) for c in frame.columns
+    # a table read with only some columns lists the store's others in attrs
+    known = list(dict.fromkeys([*frame.columns, *frame.attrs.get("stored_columns", ())]))
+    tags = [label(c) for c in known
             if c.startswith("tag.") and not c.startswith(("tag.mlflow.", "tag.direction."))]
-    params = [label(c) for c in frame.columns if c.startswith("param.")]
+    params = [label(c) for c in known if c.startswith("param.")]
     raise InputError(f"unknown {option} column {name!r}; tags: {listing(_suggest(name, tags))}"
                      f"; params: {listing(_suggest(name, params))}")
 

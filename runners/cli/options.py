@@ -99,12 +99,42 @@ def add_selection(p: argparse.ArgumentParser) -> None:
                    help="output format (default: %(default)s)")
 
 
-def load_runs(args: argparse.Namespace, status: str | None,
-              status_option: bool = True) -> tuple[StoreReader, pd.DataFrame, str]:
+#: The columns a verb's analysis reads, by verb (besides those its options name: see
+#: :func:`named_columns`); a verb not listed reads every column.  With 100,000 runs a
+#: store holds ~2 million tag/param/metric values, and reading them is most of a verb's time.
+VERB_COLUMNS: dict[str, tuple[str, ...]] = {
+    # headline figures of merit (fom tag, metrics), --by/--columns/--where keys
+    "compare": ("tag.fom", "metric.*"),
+    # figures of merit, the series keys, commits and better directions of the metrics
+    "regress": ("tag.fom", "metric.*", "tag.machine", "tag.fs", "tag.config.hash",
+                "tag.git.commit", "tag.direction.*"),
+}
+
+
+def named_columns(args: argparse.Namespace) -> list[str]:
+    """Every column the options ``--where``, ``--by`` and ``--columns`` may refer to: a
+    key as tag, as param, or a full column name (:func:`resolve_column` picks one)."""
+    names = [key for key, _ in parse_where(getattr(args, "where", None) or [])]
+    for option in ("by", "columns"):
+        names += parse_list(getattr(args, option, None) or "")
+    return [column for n in names for column in (n, f"tag.{n}", f"param.{n}")]
+
+
+def verb_columns(args: argparse.Namespace) -> list[str] | None:
+    """The columns :func:`load_runs` reads for the verb of ``args`` (None: all)."""
+    fixed = VERB_COLUMNS.get(str(getattr(args, "verb", "")))
+    return None if fixed is None else [*fixed, *named_columns(args)]
+
+
+def load_runs(args: argparse.Namespace, status: str | None, status_option: bool = True,
+              columns: Sequence[str] | None = None
+              ) -> tuple[StoreReader, pd.DataFrame, str]:
     """Open the store and read the selected runs: ``(reader, runs table, description)``.
 
     The table is filtered by ``args.where`` too; an empty result is an InputError (whose
-    hint names ``--status any`` when the command has that option).
+    hint names ``--status any`` when the command has that option).  Only ``columns``
+    (names or patterns, see :meth:`StoreReader.runs_table`) are read, by default those of
+    :func:`verb_columns`.
     """
     reader = open_store(args.tracking_uri)
     where = parse_where(args.where or [])
@@ -114,7 +144,8 @@ def load_runs(args: argparse.Namespace, status: str | None,
         experiments = [name for item in args.experiment for name in parse_list(item)] or None
     try:
         frame = reader.runs_table(experiments, status=status,
-                                  since_ms=None if since is None else since.value // 10**6)
+                                  since_ms=None if since is None else since.value // 10**6,
+                                  columns=verb_columns(args) if columns is None else columns)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     described = [f"experiment={','.join(experiments) if experiments else 'all'}",
