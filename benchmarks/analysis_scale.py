@@ -326,11 +326,18 @@ def commands(uri: str, out: Path) -> dict[str, list[str]]:
     }
 
 
-def run_timed(argv: list[str]) -> tuple[float, int, str, str]:
-    """``(wall s, exit code, stdout, stderr)`` of one command run from the project root."""
+def run_timed(argv: list[str]) -> tuple[float, int, str, str, float]:
+    """``(wall s, exit code, stdout, stderr, CPU s)`` of one command run from the project
+    root; CPU is the child's user + system time (less sensitive to other jobs than wall)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
-    return time.perf_counter() - t0, done.returncode, done.stdout, done.stderr
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, done.returncode, done.stdout, done.stderr, cpu
 
 
 def ok(name: str, rc: int) -> bool:
@@ -475,6 +482,7 @@ def main() -> None:
     code_before = code_digests()
     run_timed(cmds["compare"])             # warm-up: page cache of the store and the .pyc
     walls: dict[str, list[float]] = {k: [] for k in cmds}
+    cpus: dict[str, list[float]] = {k: [] for k in cmds}
     codes: dict[str, list[int]] = {k: [] for k in cmds}
     errors: dict[str, list[str]] = {}
     outputs: dict[str, str] = {}
@@ -482,8 +490,9 @@ def main() -> None:
     for rep in range(args.reps):
         loads.append(os.getloadavg()[0])
         for name, argv in cmds.items():
-            wall, rc, out, err = run_timed(argv)
+            wall, rc, out, err, cpu = run_timed(argv)
             walls[name].append(wall)
+            cpus[name].append(cpu)
             codes[name].append(rc)
             lines = [ln for ln in out.splitlines() if ln.strip()]
             if lines:
@@ -492,7 +501,7 @@ def main() -> None:
                 tail = [ln for ln in err.splitlines() if ln.strip()]
                 errors.setdefault(name, []).append(
                     f"rep {rep}, exit {rc}: {tail[-1] if tail else '(no stderr)'}")
-            print(f"rep {rep} {name}: {wall:.2f} s (exit {rc})", flush=True)
+            print(f"rep {rep} {name}: {wall:.2f} s, CPU {cpu:.2f} s (exit {rc})", flush=True)
     code_after = code_digests()
 
     def good(name: str) -> list[float]:
@@ -505,14 +514,14 @@ def main() -> None:
         cells = ", ".join(f"{v:.2f}" + ("" if ok(name, rc) else f" (exit {rc})")
                           for v, rc in zip(values, codes[name], strict=True))
         if name not in TARGETS:
-            rows.append(f"| `python -c '{name}'` | {med(values):.2f} | {cells} | start-up "
-                        "| | | |")
+            rows.append(f"| `python -c '{name}'` | {med(values):.2f} | {cells} | "
+                        f"{med(cpus[name]):.2f} | start-up | | | |")
             continue
         done = good(name)
         if not done:
             missed.append(name)
-            rows.append(f"| `bench {name}` | – | {cells} | ≤ {TARGETS[name]:g} | **failed** "
-                        "| | |")
+            rows.append(f"| `bench {name}` | – | {cells} | | ≤ {TARGETS[name]:g} | "
+                        "**failed** | | |")
             continue
         m = med(done)
         verdict = "met" if m <= TARGETS[name] else "NOT met"
@@ -520,8 +529,8 @@ def main() -> None:
             verdict += f" ({len(values) - len(done)} rep(s) failed)"
         if m > TARGETS[name] or len(done) < len(values):
             missed.append(name)
-        rows.append(f"| `bench {name}` | {m:.2f} | {cells} | ≤ {TARGETS[name]:g} | "
-                    f"**{verdict}** | {m - start_cli:.2f} | {m - start_mlflow:.2f} |")
+        rows.append(f"| `bench {name}` | {m:.2f} | {cells} | {med(cpus[name]):.2f} | "
+                    f"≤ {TARGETS[name]:g} | **{verdict}** | {m - start_cli:.2f} | {m - start_mlflow:.2f} |")
     chosen = {"auto": missed, "all": list(TARGETS), "none": []}[args.profile]
     notes = [profile(n, cmds[n], tmp) for n in chosen]
     if chosen:
@@ -556,12 +565,13 @@ Wall time of the real commands from the project root, {args.reps} repetitions al
 (`regress` exits 1 because it finds the planted regressions: that counts as success);
 "added" = median − median of the bare import (a verb that reads a SQL store without
 MLflow's client need not import mlflow at all, so it can add less than `import mlflow`
-costs). The machine is a shared 2-core VM: other jobs
-run alongside (1-min load average at the start of each repetition:
+costs). CPU = user + system time of the command's process (on a loaded host the wall
+time grows with the other jobs, the CPU time much less). The machine is a shared 2-core
+VM: other jobs run alongside (1-min load average at the start of each repetition:
 {", ".join(f"{x:.2f}" for x in loads)}). runners/ sources digest {digest(code_before)}.{changed}
 
-| command | median (s) | all (s) | target (s) | verdict | added over `import runners.cli.main` (s) | added over `import mlflow` (s) |
-| --- | ---: | --- | ---: | --- | ---: | ---: |
+| command | median (s) | all (s) | CPU, median (s) | target (s) | verdict | added over `import runners.cli.main` (s) | added over `import mlflow` (s) |
+| --- | ---: | --- | ---: | ---: | --- | ---: | ---: |
 {chr(10).join(rows)}
 
 Start-up alone: `import runners.cli.main` {start_cli:.2f} s, `import mlflow` {start_mlflow:.2f} s.

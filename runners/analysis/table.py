@@ -212,11 +212,15 @@ def _group_values(column: pd.Series) -> pd.Series:
     """Group keys: numbers when every value is one (so 2 sorts before 16), else strings."""
     import pandas as pd
 
-    if column.notna().all() and len(column):
-        numbers = pd.to_numeric(column, errors="coerce")
+    codes, uniques = pd.factorize(column)      # a few distinct values among many runs
+    if len(column) and (codes >= 0).all():
+        numbers = pd.to_numeric(pd.Series(uniques), errors="coerce")
         if numbers.notna().all():
-            return numbers
-    return column.astype(object).where(column.notna(), MISSING).astype(str)
+            return pd.Series(numbers.to_numpy()[codes], index=column.index, name=column.name)
+    text = pd.Series(uniques, dtype=object).astype(str).to_numpy(dtype=object)
+    out = pd.Series(MISSING, index=column.index, name=column.name, dtype=object)
+    out[codes >= 0] = text[codes[codes >= 0]]
+    return out.astype(str)
 
 
 def pivot(frame: pd.DataFrame, metric: str, by: Sequence[str],

@@ -178,6 +178,7 @@ def runs_table_sql(uri: str, name_of: dict[str, str], status: str | None,
     SQL schema (runs, tags, params, latest_metrics): one query per table instead of an ORM
     object per value, only the ``columns`` asked for (names or ``fnmatch`` patterns such
     as ``tag.direction.*``; None: every column)."""
+    import numpy as np
     import pandas as pd
 
     fetch, close, sqlite = _fetcher(uri)
@@ -204,7 +205,7 @@ def runs_table_sql(uri: str, name_of: dict[str, str], status: str | None,
     frame = pd.DataFrame({
         "run_id": run_ids, "experiment": [name_of[str(e)] for e in base[1]],
         "status": list(base[2]),
-        **{col: pd.to_datetime(pd.Series(values, dtype="float64"), unit="ms", utc=True)
+        **{col: pd.to_datetime(np.array(values, dtype=np.float64), unit="ms", utc=True)
            for col, values in (("start_time", base[3]), ("end_time", base[4]))},
     })
     extra = pd.DataFrame(wide, index=frame.index)      # strings: pandas' own string dtype
