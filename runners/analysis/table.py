@@ -88,11 +88,19 @@ def resolve_column(frame: pd.DataFrame, name: str, option: str = "--by") -> str:
                      f"; params: {listing(_suggest(name, params))}")
 
 
-def available_metrics(frame: pd.DataFrame) -> list[str]:
+def _with_values(frame: pd.DataFrame) -> list[str]:
     """Metric names with at least one value in the table, ``*.median`` ones first."""
     names = [label(c) for c in frame.columns
              if c.startswith("metric.") and frame[c].notna().any()]
     return sorted(names, key=lambda n: (not n.endswith(".median"), n))
+
+
+def available_metrics(frame: pd.DataFrame) -> list[str]:
+    """Metric names with at least one value in the table, ``*.median`` ones first; then,
+    for a table read with only some columns, the store's metrics that were not read."""
+    unread = [label(c) for c in frame.attrs.get("stored_columns", ())
+              if c.startswith("metric.") and c not in frame.columns]
+    return [*_with_values(frame), *sorted(unread, key=lambda n: (not n.endswith(".median"), n))]
 
 
 def resolve_metric(frame: pd.DataFrame, name: str) -> str:
@@ -116,12 +124,12 @@ def resolve_metric(frame: pd.DataFrame, name: str) -> str:
     InputError
         When the runs have no such metric; the message lists a few available ones.
     """
-    names = available_metrics(frame)
+    names = _with_values(frame)
     for candidate in (name, f"{name}.median"):
         if candidate in names:
             return f"metric.{candidate}"
     raise InputError(f"unknown metric {name!r} in the matching runs; available: "
-                     f"{listing(_suggest(name, names), 8)}")
+                     f"{listing(_suggest(name, available_metrics(frame)), 8)}")
 
 
 def parse_where(items: Sequence[str]) -> list[tuple[str, str]]:

@@ -10,7 +10,13 @@ import os
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from runners.tracking.sql import experiment_ids_sql, is_sql, runs_table_sql, wanted_keys
+from runners.tracking.sql import (
+    experiment_ids_sql,
+    is_sql,
+    runs_table_sql,
+    tag_values_sql,
+    wanted_keys,
+)
 from runners.tracking.store import connect
 
 if TYPE_CHECKING:
@@ -95,6 +101,11 @@ class StoreReader:
             raise ValueError(f"no experiment {', '.join(map(repr, unknown))}; "
                              f"experiments: {valid}")
         return {n: found[n] for n in dict.fromkeys(names)}
+
+    def tag_values(self, key: str) -> list[str] | None:
+        """The distinct values of a tag over the whole store, sorted; None when only a full
+        read would tell (a store that is not a SQL database)."""
+        return tag_values_sql(self.uri, key) if is_sql(self.uri) else None
 
     def runs_table(self, experiments: list[str] | None, status: str | None = None,
                    since_ms: int | None = None, max_runs: int = 100000,

@@ -93,6 +93,17 @@ def experiment_ids_sql(uri: str, names: list[str] | None) -> dict[str, str]:
     return {n: found[n] for n in dict.fromkeys(names)}
 
 
+def tag_values_sql(uri: str, key: str) -> list[str]:
+    """The distinct values of one tag over every run of a SQL store, sorted."""
+    fetch, close, sqlite = _fetcher(uri)
+    try:       # a plain scan: the (key, run_uuid) index would fetch each value at random
+        rows = fetch(f"SELECT DISTINCT value FROM tags{' NOT INDEXED' if sqlite else ''} "
+                     "WHERE key = ?", [key])
+    finally:
+        close()
+    return sorted(str(v) for (v,) in rows if v is not None)
+
+
 def wanted_keys(keys: Sequence[str], field: str, columns: Collection[str] | None) -> list[str]:
     """The keys of one table (``field``: param, tag or metric) whose column
     ``<field>.<key>`` is in ``columns`` (names or ``fnmatch`` patterns; None: all)."""

@@ -8,7 +8,7 @@ import argparse
 import pandas as pd
 import pytest
 
-from runners.analysis.table import resolve_column
+from runners.analysis.table import resolve_column, resolve_metric
 from runners.cli.options import load_runs, verb_columns
 from runners.errors import InputError
 from runners.tracking.query import StoreReader
@@ -102,3 +102,29 @@ def test_verbs_read_the_columns_they_use(store: Store) -> None:
         resolve_column(frame, "nosuch")
     args.verb = "scaling"
     assert {"param.unused", "tag.stray"} <= set(load_runs(args, "FINISHED")[1].columns)
+
+
+def test_verbs_read_the_metrics_they_judge(store: Store) -> None:
+    """compare reads each benchmark's declared figures of merit (and the total_s.median
+    fallback), regress those and every *.median; a bad --metric still lists all."""
+    tracker = Tracker(store.uri, str(store.artifacts))
+    for exp, fom in (("a", "lat"), ("b", None)):
+        run_id = tracker.start_run(exp, "r", {}, {"fom": fom} if fom else {})
+        tracker.log_metrics(run_id, {"lat.median": 1.0, "lat.std": 0.1, "other.median": 2.0,
+                                     "total_s.median": 3.0, "curve": 4.0})
+        tracker.end_run(run_id, "FINISHED")
+    args = argparse.Namespace(verb="compare", tracking_uri=store.uri, where=None, since=None,
+                              experiment=None, by="", columns=None, metric=None)
+    reader = StoreReader(store.uri)
+    assert reader.tag_values("fom") == ["lat"]
+    _, frame, _ = load_runs(args, "FINISHED")
+    assert sorted(c for c in frame.columns if c.startswith("metric.")) == [
+        "metric.lat.median", "metric.total_s.median"]
+    with pytest.raises(InputError, match=r"available: .*curve"):
+        resolve_metric(frame, "nosuch")
+    args.metric = "curve"
+    assert "metric.curve" in load_runs(args, "FINISHED")[1].columns
+    regress = argparse.Namespace(verb="regress", where=None, metric=None)
+    assert (verb_columns(regress, reader) or [])[:5] == [
+        "tag.fom", "metric.lat", "metric.lat.median", "metric.*.median", "tag.machine"]
+    assert "metric.*" in (verb_columns(regress) or [])    # no store to ask: every metric
