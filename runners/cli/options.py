@@ -115,6 +115,11 @@ VERB_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Options under which a verb matches runs by their whole configuration (A/B comparison
+#: of ``compare --baseline/--contender``): every column is read.
+WHOLE_RUN_OPTIONS = ("baseline", "contender")
+
+
 def named_columns(args: argparse.Namespace) -> list[str]:
     """Every column the options ``--where``, ``--by``, ``--columns`` and ``--metric`` may
     refer to (a key as tag, as param, or a full column name; a metric or its median), as
@@ -142,7 +147,7 @@ def verb_columns(args: argparse.Namespace, reader: StoreReader | None = None
     from glob import escape
 
     fixed = VERB_COLUMNS.get(str(getattr(args, "verb", "")))
-    if fixed is None:
+    if fixed is None or any(getattr(args, o, None) for o in WHOLE_RUN_OPTIONS):
         return None
     declared = None if reader is None else reader.tag_values("fom")
     foms = sorted({n for value in declared or [] for n in value.split(",") if n})

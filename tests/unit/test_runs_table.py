@@ -94,6 +94,7 @@ def test_verbs_read_the_columns_they_use(store: Store) -> None:
                               since=None, experiment=None, by="machine,bench.ranks",
                               columns=None)
     assert verb_columns(argparse.Namespace(verb="scaling")) is None
+    assert verb_columns(argparse.Namespace(verb="compare", baseline="s1")) is None   # A/B
     _, frame, _ = load_runs(args, "FINISHED")
     assert {"tag.machine", "tag.fs", "param.bench.ranks", "metric.total_s.median"} <= set(
         frame.columns)
