@@ -1,7 +1,8 @@
-"""The analysis verbs at scale: ``bench compare``, ``regress`` and ``report`` on 10,000 runs.
+"""The analysis verbs at scale: ``bench compare``, ``regress`` and ``report`` on 10,000+ runs.
 
-A generated SQLite MLflow store of 10,000 runs (cached under ``.cache/bench-analysis-10k/``
-and reused while :data:`GENERATOR_VERSION` is unchanged) stands for a year of nightly
+A generated SQLite MLflow store of 10,000 runs (``--runs``; cached under
+``.cache/bench-analysis-10k/``, ``-100k/`` ..., and reused while :data:`GENERATOR_VERSION`
+is unchanged) stands for a year of nightly
 results: experiments ``mpi4py_import`` and ``osu`` on 4 machines × 2 filesystems × 4 rank
 counts (64 configurations, ~156 runs each), a new commit every 50 runs, ~3% noise, a 20%
 step halfway in three series and ~2% FAILED runs with ``failure.*`` tags.
@@ -16,9 +17,11 @@ experiments); the first ``--client-runs`` runs go through ``MlflowClient`` (crea
 one log_batch + set_terminated, ``--threads`` threads) to measure that path, and the rest
 are inserted with ``sqlite3.executemany`` in one transaction into the same five tables
 MLflow writes (runs, tags, params, metrics, latest_metrics), row for row as MlflowClient
-writes them; a client-made and an SQL-made run are then compared through ``get_run``.
+writes them; for each experiment a client-made and an SQL-made run are then compared
+through ``get_run``.  Each store size is a section of ``results/analysis_scale.md``
+(``--label`` tells apart figures of the same size, e.g. before a change).
 
-    python benchmarks/analysis_scale.py [--runs 10000] [--reps 3] [--regen]
+    python benchmarks/analysis_scale.py [--runs 10000] [--reps 3] [--regen] [--label TEXT]
         [--client-runs 300] [--threads 1] [--profile {auto,all,none}]
 """
 
@@ -44,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, med, write_result  # noqa: E402
+from _common import RESULTS, ROOT, machine_line, med, write_result  # noqa: E402
 
 #: Bump when the generated data changes: a cached store of another version is regenerated.
 GENERATOR_VERSION = 1
@@ -260,9 +263,19 @@ def generate(cache: Path, n: int, client_runs: int, threads: int) -> dict[str, A
     t_sql = time.perf_counter() - t0
     diffs: list[str] = []
     if client_ids and sql_ids:
-        a = next(i for i, r in zip(client_ids, via_client, strict=True) if r.status == "FINISHED")
-        b = next(i for i, r in zip(sql_ids, via_sql, strict=True) if r.status == "FINISHED")
-        diffs = same_shape(tracker.online.client, a, b)
+        # one pair per experiment: a client-made and an SQL-made FINISHED run of it (the
+        # client's share is every n/k-th run, so its first one may be of another experiment)
+        pairs = 0
+        for exp in EXPERIMENTS:
+            a = next((i for i, r in zip(client_ids, via_client, strict=True)
+                      if r.status == "FINISHED" and r.experiment == exp), None)
+            b = next((i for i, r in zip(sql_ids, via_sql, strict=True)
+                      if r.status == "FINISHED" and r.experiment == exp), None)
+            if a is not None and b is not None:
+                pairs += 1
+                diffs += [f"{exp}: {d}" for d in same_shape(tracker.online.client, a, b)]
+        if not pairs:
+            diffs.append("no experiment has a FINISHED run made by each path to compare")
     con = sqlite3.connect(db)
     counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("runs", "tags", "params", "metrics", "latest_metrics")}
@@ -313,11 +326,18 @@ def commands(uri: str, out: Path) -> dict[str, list[str]]:
     }
 
 
-def run_timed(argv: list[str]) -> tuple[float, int, str, str]:
-    """``(wall s, exit code, stdout, stderr)`` of one command run from the project root."""
+def run_timed(argv: list[str]) -> tuple[float, int, str, str, float]:
+    """``(wall s, exit code, stdout, stderr, CPU s)`` of one command run from the project
+    root; CPU is the child's user + system time (less sensitive to other jobs than wall)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
-    return time.perf_counter() - t0, done.returncode, done.stdout, done.stderr
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, done.returncode, done.stdout, done.stderr, cpu
 
 
 def ok(name: str, rc: int) -> bool:
@@ -358,7 +378,9 @@ frame = tracker.runs_table(None)
 t3 = time.perf_counter()
 out = {"imports": t1 - t0, "tracker": t2 - t1, "runs_table": t3 - t2, "rows": len(frame),
        "cols": frame.shape[1]}
-if "bulk" in inspect.signature(tracker.runs_table).parameters:
+if len(frame) > 20000:            # the ORM path takes minutes on a big store: not timed
+    out.update(paged=float("nan"), paged_nogc=float("nan"))
+elif "bulk" in inspect.signature(tracker.runs_table).parameters:
     t3 = time.perf_counter()
     tracker.runs_table(None, bulk=False)
     t4 = time.perf_counter()
@@ -414,6 +436,29 @@ def digest(files: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def record(title: str, body: str) -> Path:
+    """Write ``body`` as the section ``## title`` of results/analysis_scale.md, keeping the
+    file's other sections (other store sizes, figures before a change)."""
+    path = RESULTS / "analysis_scale.md"
+    sections: dict[str, str] = {}
+    if path.is_file():
+        text = path.read_text()
+        for part in text.split("\n## ")[1:]:
+            head, _, rest = part.partition("\n")
+            sections[head.strip()] = rest.strip()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    sections[title] = f"Recorded {stamp} on {machine_line()}\n\n{body.strip()}"
+    out = "".join(f"\n## {head}\n\n{rest}\n" for head, rest in sorted(
+        sections.items(), key=lambda item: _order(item[0])))
+    return write_result("analysis_scale", __doc__.split("\n")[0] + "\n" + out)
+
+
+def _order(title: str) -> tuple[int, str]:
+    """Sections by store size, then title."""
+    digits = "".join(c for c in title.split(" ")[0] if c.isdigit())
+    return (int(digits or 0), title)
+
+
 def main() -> None:
     """Generate (or reuse) the store, time the commands, write results/analysis_scale.md."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -423,6 +468,8 @@ def main() -> None:
     ap.add_argument("--client-runs", type=int, default=300,
                     help="runs written through MlflowClient (the rest by SQL)")
     ap.add_argument("--threads", type=int, default=1, help="threads of the client writes")
+    ap.add_argument("--label", default="",
+                    help="added to the section title of this store size, e.g. 'before'")
     ap.add_argument("--profile", choices=["auto", "all", "none"], default="auto",
                     help="profile verbs that miss their target or fail (auto), all, none")
     args = ap.parse_args()
@@ -435,6 +482,7 @@ def main() -> None:
     code_before = code_digests()
     run_timed(cmds["compare"])             # warm-up: page cache of the store and the .pyc
     walls: dict[str, list[float]] = {k: [] for k in cmds}
+    cpus: dict[str, list[float]] = {k: [] for k in cmds}
     codes: dict[str, list[int]] = {k: [] for k in cmds}
     errors: dict[str, list[str]] = {}
     outputs: dict[str, str] = {}
@@ -442,8 +490,9 @@ def main() -> None:
     for rep in range(args.reps):
         loads.append(os.getloadavg()[0])
         for name, argv in cmds.items():
-            wall, rc, out, err = run_timed(argv)
+            wall, rc, out, err, cpu = run_timed(argv)
             walls[name].append(wall)
+            cpus[name].append(cpu)
             codes[name].append(rc)
             lines = [ln for ln in out.splitlines() if ln.strip()]
             if lines:
@@ -452,7 +501,7 @@ def main() -> None:
                 tail = [ln for ln in err.splitlines() if ln.strip()]
                 errors.setdefault(name, []).append(
                     f"rep {rep}, exit {rc}: {tail[-1] if tail else '(no stderr)'}")
-            print(f"rep {rep} {name}: {wall:.2f} s (exit {rc})", flush=True)
+            print(f"rep {rep} {name}: {wall:.2f} s, CPU {cpu:.2f} s (exit {rc})", flush=True)
     code_after = code_digests()
 
     def good(name: str) -> list[float]:
@@ -465,14 +514,14 @@ def main() -> None:
         cells = ", ".join(f"{v:.2f}" + ("" if ok(name, rc) else f" (exit {rc})")
                           for v, rc in zip(values, codes[name], strict=True))
         if name not in TARGETS:
-            rows.append(f"| `python -c '{name}'` | {med(values):.2f} | {cells} | start-up "
-                        "| | | |")
+            rows.append(f"| `python -c '{name}'` | {med(values):.2f} | {cells} | "
+                        f"{med(cpus[name]):.2f} | start-up | | | |")
             continue
         done = good(name)
         if not done:
             missed.append(name)
-            rows.append(f"| `bench {name}` | – | {cells} | ≤ {TARGETS[name]:g} | **failed** "
-                        "| | |")
+            rows.append(f"| `bench {name}` | – | {cells} | | ≤ {TARGETS[name]:g} | "
+                        "**failed** | | |")
             continue
         m = med(done)
         verdict = "met" if m <= TARGETS[name] else "NOT met"
@@ -480,8 +529,8 @@ def main() -> None:
             verdict += f" ({len(values) - len(done)} rep(s) failed)"
         if m > TARGETS[name] or len(done) < len(values):
             missed.append(name)
-        rows.append(f"| `bench {name}` | {m:.2f} | {cells} | ≤ {TARGETS[name]:g} | "
-                    f"**{verdict}** | {m - start_cli:.2f} | {m - start_mlflow:.2f} |")
+        rows.append(f"| `bench {name}` | {m:.2f} | {cells} | {med(cpus[name]):.2f} | "
+                    f"≤ {TARGETS[name]:g} | **{verdict}** | {m - start_cli:.2f} | {m - start_mlflow:.2f} |")
     chosen = {"auto": missed, "all": list(TARGETS), "none": []}[args.profile]
     notes = [profile(n, cmds[n], tmp) for n in chosen]
     if chosen:
@@ -507,8 +556,8 @@ Generation: schema + experiments via `Tracker` {meta['schema_s']:.1f} s;
 {meta['threads']} thread(s)) {meta['client_s']:.1f} s = {meta['client_ms_per_run']:.1f} ms/run;
 {meta['sql_runs']} runs by `sqlite3.executemany` into runs/tags/params/metrics/latest_metrics
 in one transaction {meta['sql_s']:.2f} s = {meta['sql_ms_per_run']:.3f} ms/run. All runs
-through MlflowClient would take ≈ {meta['client_only_estimate_s']:.0f} s. A client-made and
-an SQL-made run read back identically through `get_run` (same info fields, tag/param/metric
+through MlflowClient would take ≈ {meta['client_only_estimate_s']:.0f} s. For each experiment a client-made
+and an SQL-made run read back identically through `get_run` (same info fields, tag/param/metric
 keys).
 
 Wall time of the real commands from the project root, {args.reps} repetitions alternating
@@ -516,12 +565,13 @@ Wall time of the real commands from the project root, {args.reps} repetitions al
 (`regress` exits 1 because it finds the planted regressions: that counts as success);
 "added" = median − median of the bare import (a verb that reads a SQL store without
 MLflow's client need not import mlflow at all, so it can add less than `import mlflow`
-costs). The machine is a shared 2-core VM: other jobs
-run alongside (1-min load average at the start of each repetition:
+costs). CPU = user + system time of the command's process (on a loaded host the wall
+time grows with the other jobs, the CPU time much less). The machine is a shared 2-core
+VM: other jobs run alongside (1-min load average at the start of each repetition:
 {", ".join(f"{x:.2f}" for x in loads)}). runners/ sources digest {digest(code_before)}.{changed}
 
-| command | median (s) | all (s) | target (s) | verdict | added over `import runners.cli.main` (s) | added over `import mlflow` (s) |
-| --- | ---: | --- | ---: | --- | ---: | ---: |
+| command | median (s) | all (s) | CPU, median (s) | target (s) | verdict | added over `import runners.cli.main` (s) | added over `import mlflow` (s) |
+| --- | ---: | --- | ---: | ---: | --- | ---: | ---: |
 {chr(10).join(rows)}
 
 Start-up alone: `import runners.cli.main` {start_cli:.2f} s, `import mlflow` {start_mlflow:.2f} s.
@@ -537,7 +587,7 @@ Output of each verb (compare: its first line; regress, report: the last):
         body += ("\nWhere the time goes (extra runs, not timed above; cProfile slows the "
                  "verbs down):\n\n" + "\n".join(notes) + "\n")
     print(body)
-    print(write_result("analysis_scale", body))
+    print(record(f"{meta['runs']:,} runs{f', {args.label}' if args.label else ''}", body))
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -79,18 +79,28 @@ def resolve_column(frame: pd.DataFrame, name: str, option: str = "--by") -> str:
     for column in (f"tag.{name}", f"param.{name}"):
         if column in frame.columns:
             return column
-    tags = [label(c) for c in frame.columns
+    # a table read with only some columns lists the store's others in attrs
+    known = list(dict.fromkeys([*frame.columns, *frame.attrs.get("stored_columns", ())]))
+    tags = [label(c) for c in known
             if c.startswith("tag.") and not c.startswith(("tag.mlflow.", "tag.direction."))]
-    params = [label(c) for c in frame.columns if c.startswith("param.")]
+    params = [label(c) for c in known if c.startswith("param.")]
     raise InputError(f"unknown {option} column {name!r}; tags: {listing(_suggest(name, tags))}"
                      f"; params: {listing(_suggest(name, params))}")
 
 
-def available_metrics(frame: pd.DataFrame) -> list[str]:
+def _with_values(frame: pd.DataFrame) -> list[str]:
     """Metric names with at least one value in the table, ``*.median`` ones first."""
     names = [label(c) for c in frame.columns
              if c.startswith("metric.") and frame[c].notna().any()]
     return sorted(names, key=lambda n: (not n.endswith(".median"), n))
+
+
+def available_metrics(frame: pd.DataFrame) -> list[str]:
+    """Metric names with at least one value in the table, ``*.median`` ones first; then,
+    for a table read with only some columns, the store's metrics that were not read."""
+    unread = [label(c) for c in frame.attrs.get("stored_columns", ())
+              if c.startswith("metric.") and c not in frame.columns]
+    return [*_with_values(frame), *sorted(unread, key=lambda n: (not n.endswith(".median"), n))]
 
 
 def resolve_metric(frame: pd.DataFrame, name: str) -> str:
@@ -114,12 +124,12 @@ def resolve_metric(frame: pd.DataFrame, name: str) -> str:
     InputError
         When the runs have no such metric; the message lists a few available ones.
     """
-    names = available_metrics(frame)
+    names = _with_values(frame)
     for candidate in (name, f"{name}.median"):
         if candidate in names:
             return f"metric.{candidate}"
     raise InputError(f"unknown metric {name!r} in the matching runs; available: "
-                     f"{listing(_suggest(name, names), 8)}")
+                     f"{listing(_suggest(name, available_metrics(frame)), 8)}")
 
 
 def parse_where(items: Sequence[str]) -> list[tuple[str, str]]:
@@ -210,11 +220,15 @@ def _group_values(column: pd.Series) -> pd.Series:
     """Group keys: numbers when every value is one (so 2 sorts before 16), else strings."""
     import pandas as pd
 
-    if column.notna().all() and len(column):
-        numbers = pd.to_numeric(column, errors="coerce")
+    codes, uniques = pd.factorize(column)      # a few distinct values among many runs
+    if len(column) and (codes >= 0).all():
+        numbers = pd.to_numeric(pd.Series(uniques), errors="coerce")
         if numbers.notna().all():
-            return numbers
-    return column.astype(object).where(column.notna(), MISSING).astype(str)
+            return pd.Series(numbers.to_numpy()[codes], index=column.index, name=column.name)
+    text = pd.Series(uniques, dtype=object).astype(str).to_numpy(dtype=object)
+    out = pd.Series(MISSING, index=column.index, name=column.name, dtype=object)
+    out[codes >= 0] = text[codes[codes >= 0]]
+    return out.astype(str)
 
 
 def pivot(frame: pd.DataFrame, metric: str, by: Sequence[str],

@@ -138,12 +138,78 @@ def add_selection(p: argparse.ArgumentParser) -> None:
                    help="output format (default: %(default)s)")
 
 
-def load_runs(args: argparse.Namespace, status: str | None,
-              status_option: bool = True) -> tuple[StoreReader, pd.DataFrame, str]:
+#: The columns a verb's analysis reads, by verb (besides those its options name: see
+#: :func:`named_columns`); a verb not listed reads every column.  ``{fom}`` stands for each
+#: figure of merit the store's runs declare (tag ``fom``).  With 100,000 runs a store holds
+#: ~2 million tag/param/metric values, and reading them is most of a verb's time.
+VERB_COLUMNS: dict[str, tuple[str, ...]] = {
+    # the headline figure of merit of each benchmark, else total_s.median (compare's
+    # fallback); the --by/--columns/--where keys
+    "compare": ("tag.fom", "metric.{fom}", "metric.{fom}.median", "metric.total_s.median"),
+    # the figures of merit (every *.median of runs that declare none), the series keys,
+    # commits and better directions
+    "regress": ("tag.fom", "metric.{fom}", "metric.{fom}.median", "metric.*.median",
+                "tag.machine", "tag.fs", "tag.config.hash", "tag.git.commit",
+                "tag.direction.*"),
+}
+
+
+#: Options under which a verb matches runs by their whole configuration (A/B comparison
+#: of ``compare --baseline/--contender``): every column is read.
+WHOLE_RUN_OPTIONS = ("baseline", "contender")
+
+
+def named_columns(args: argparse.Namespace) -> list[str]:
+    """Every column the options ``--where``, ``--by``, ``--columns`` and ``--metric`` may
+    refer to (a key as tag, as param, or a full column name; a metric or its median), as
+    patterns of :meth:`StoreReader.runs_table`."""
+    from glob import escape
+
+    names = [key for key, _ in parse_where(getattr(args, "where", None) or [])]
+    for option in ("by", "columns"):
+        names += parse_list(getattr(args, option, None) or "")
+    metrics = getattr(args, "metric", None) or []
+    metrics = [m for item in ([metrics] if isinstance(metrics, str) else metrics)
+               for m in parse_list(item)]
+    return [*(escape(column) for n in names for column in (n, f"tag.{n}", f"param.{n}")),
+            *(escape(column) for m in metrics for column in (f"metric.{m}",
+                                                              f"metric.{m}.median"))]
+
+
+def verb_columns(args: argparse.Namespace, reader: StoreReader | None = None
+                 ) -> list[str] | None:
+    """The columns :func:`load_runs` reads for the verb of ``args`` (None: all).
+
+    ``{fom}`` is expanded with the figures of merit of ``reader``'s store; without a
+    reader, or for a store that cannot list them without a full read, every metric is read.
+    """
+    from glob import escape
+
+    fixed = VERB_COLUMNS.get(str(getattr(args, "verb", "")))
+    if fixed is None or any(getattr(args, o, None) for o in WHOLE_RUN_OPTIONS):
+        return None
+    declared = None if reader is None else reader.tag_values("fom")
+    foms = sorted({n for value in declared or [] for n in value.split(",") if n})
+    columns: list[str] = []
+    for column in fixed:
+        if "{fom}" not in column:
+            columns.append(column)
+        elif declared is None:
+            columns.append("metric.*")
+        else:
+            columns += [column.replace("{fom}", escape(n)) for n in foms]
+    return list(dict.fromkeys([*columns, *named_columns(args)]))
+
+
+def load_runs(args: argparse.Namespace, status: str | None, status_option: bool = True,
+              columns: Sequence[str] | None = None
+              ) -> tuple[StoreReader, pd.DataFrame, str]:
     """Open the store and read the selected runs: ``(reader, runs table, description)``.
 
     The table is filtered by ``args.where`` too; an empty result is an InputError (whose
-    hint names ``--status any`` when the command has that option).
+    hint names ``--status any`` when the command has that option).  Only ``columns``
+    (names or patterns, see :meth:`StoreReader.runs_table`) are read, by default those of
+    :func:`verb_columns`.
     """
     reader = open_store(args.tracking_uri)
     where = parse_where(args.where or [])
@@ -152,8 +218,10 @@ def load_runs(args: argparse.Namespace, status: str | None,
     if args.experiment:
         experiments = [name for item in args.experiment for name in parse_list(item)] or None
     try:
-        frame = reader.runs_table(experiments, status=status,
-                                  since_ms=None if since is None else since.value // 10**6)
+        frame = reader.runs_table(
+            experiments, status=status,
+            since_ms=None if since is None else since.value // 10**6,
+            columns=verb_columns(args, reader) if columns is None else columns)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     described = [f"experiment={','.join(experiments) if experiments else 'all'}",

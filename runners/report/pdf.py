@@ -102,7 +102,7 @@ def draw_group(ax: Any, parts: Sequence[tuple[pd.DataFrame, dict[str, Any]]],
     import numpy as np
 
     seen: list[Any] = []
-    marked: list[tuple[Any, str]] = []
+    marked: list[tuple[Any, Any]] = []          # (times, commits) of each series' points
     regressed = False
     rest, n_rest = others
     if rest is not None and len(rest):
@@ -120,7 +120,7 @@ def draw_group(ax: Any, parts: Sequence[tuple[pd.DataFrame, dict[str, Any]]],
         ax.plot(times[ok], values[ok], "o", color=colour, ms=3.2 if ok.sum() > 1 else 5.5,
                 label=label + (" (regr.)" if verdict["status"] == "regression" else ""))
         seen.append(values[ok])
-        marked += list(zip(times[ok], pts["commit"].astype(str).to_numpy()[ok], strict=True))
+        marked.append((times[ok], pts["commit"].astype(str).to_numpy()[ok]))
         if verdict["status"] == "regression":
             base = float(verdict.get("baseline", np.nan))
             if np.isfinite(base):
@@ -135,9 +135,9 @@ def draw_group(ax: Any, parts: Sequence[tuple[pd.DataFrame, dict[str, Any]]],
     when = _naive(gaps["start_time"]) if gaps is not None and len(gaps) else None
     if gaps is not None and when is not None:
         spot = ax.get_xaxis_transform()     # x in data, y in axes fraction
-        ax.vlines(when, 0, 1, transform=spot, color=RED, alpha=0.25, lw=0.8)
-        ax.scatter(when, np.full(len(when), 0.04), transform=spot, marker="x", color=RED,
-                   s=36, zorder=5, label="failed run", clip_on=False)
+        _vlines(ax, when, color=RED, alpha=0.25, lw=0.8)
+        ax.plot(when, np.full(len(when), 0.04), "x", transform=spot, color=RED, ms=6,
+                zorder=5, label="failed run", clip_on=False)
         order = np.argsort(when)
         keep = order[_spaced(when[order], _span(marked, when))][-MAX_GAP_LABELS:]
         for t, kind in zip(when[keep], gaps["kind"].to_numpy()[keep], strict=True):
@@ -164,13 +164,25 @@ def draw_group(ax: Any, parts: Sequence[tuple[pd.DataFrame, dict[str, Any]]],
     ax.set_title(title, fontsize=8.5, color=RED if regressed else "black")
 
 
-def _span(marked: list[tuple[Any, str]], more: Any) -> float:
+def _span(marked: list[tuple[Any, Any]], more: Any) -> float:
     """The time range (ns) of the points and the gaps: labels closer than 1/45 overlap."""
     import numpy as np
 
-    times = np.array([t for t, _ in marked] + list(() if more is None else more),
-                     dtype="datetime64[ns]")
+    times = np.concatenate([np.asarray(t, dtype="datetime64[ns]") for t, _ in marked]
+                           + [np.asarray(() if more is None else more,
+                                         dtype="datetime64[ns]")])
     return float((times.max() - times.min()).astype(np.int64)) if times.size else 0.0
+
+
+def _vlines(ax: Any, times: Any, **style: Any) -> None:
+    """Vertical lines over the axes' height at ``times``: one line broken by NaT between
+    them (one path to draw; ``Axes.vlines`` makes a path per line, slow by the thousand)."""
+    import numpy as np
+
+    x = np.repeat(np.asarray(times, dtype="datetime64[ns]"), 3)
+    x[2::3] = np.datetime64("NaT")
+    y = np.tile([0.0, 1.0, np.nan], len(times))
+    ax.plot(x, y, transform=ax.get_xaxis_transform(), **style)
 
 
 def _spaced(times: Any, span: float) -> list[int]:
@@ -185,20 +197,27 @@ def _spaced(times: Any, span: float) -> list[int]:
     return keep
 
 
-def _commits(ax: Any, marked: list[tuple[Any, str]], span: float) -> None:
+def _commits(ax: Any, marked: list[tuple[Any, Any]], span: float) -> None:
     """Mark the first point of each new commit (when there are several) at the top."""
-    commits = sorted((t, c) for t, c in marked if c)
-    if len({c for _, c in commits}) < 2:
+    import numpy as np
+
+    if not marked:
         return
+    times = np.concatenate([np.asarray(t, dtype="datetime64[ns]") for t, _ in marked])
+    names = np.concatenate([np.asarray(c, dtype=object) for _, c in marked])
+    have = names != ""
+    times, names = times[have], names[have].astype(str)
+    order = np.lexsort((names, times))            # by time, then commit
+    times, names = times[order], names[order]
+    if len(set(names)) < 2:
+        return
+    news = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
+    _vlines(ax, times[news], color="#8250df", alpha=0.3, lw=0.8, ls=":")
+    spaced = news[_spaced(times[news], span)]
     spot = ax.get_xaxis_transform()
-    news = [i for i in range(len(commits)) if i == 0 or commits[i][1] != commits[i - 1][1]]
-    ax.vlines([commits[i][0] for i in news], 0, 1, transform=spot, color="#8250df",
-              alpha=0.3, lw=0.8, ls=":")
-    spaced = [news[k] for k in _spaced([commits[i][0] for i in news], span)]
     for i in [spaced[0], *spaced[1:][-MAX_COMMIT_LABELS:]]:
-        t, c = commits[i]
-        ax.text(t, 0.97, c[:7], transform=spot, rotation=90, ha="right", va="top",
-                fontsize=6.5, color="#8250df", family="monospace")
+        ax.text(times[i], 0.97, names[i][:7], transform=spot, rotation=90, ha="right",
+                va="top", fontsize=6.5, color="#8250df", family="monospace")
 
 
 def _utc(value: Any) -> Any:

@@ -7,9 +7,16 @@ other store (a tracking server) page by page through MLflow's ``search_runs``.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from runners.tracking.sql import experiment_ids_sql, runs_table_sql, sql_engine
+from runners.tracking.sql import (
+    experiment_ids_sql,
+    is_sql,
+    runs_table_sql,
+    tag_values_sql,
+    wanted_keys,
+)
 from runners.tracking.store import connect
 
 if TYPE_CHECKING:
@@ -95,9 +102,14 @@ class StoreReader:
                              f"experiments: {valid}")
         return {n: found[n] for n in dict.fromkeys(names)}
 
+    def tag_values(self, key: str) -> list[str] | None:
+        """The distinct values of a tag over the whole store, sorted; None when only a full
+        read would tell (a store that is not a SQL database)."""
+        return tag_values_sql(self.uri, key) if is_sql(self.uri) else None
+
     def runs_table(self, experiments: list[str] | None, status: str | None = None,
                    since_ms: int | None = None, max_runs: int = 100000,
-                   bulk: bool = True) -> Any:
+                   bulk: bool = True, columns: Collection[str] | None = None) -> Any:
         """Runs of some experiments as a wide DataFrame, one row per run.
 
         A SQL store (SQLite, PostgreSQL) is read in bulk with four queries; other stores in
@@ -117,6 +129,13 @@ class StoreReader:
             At most this many runs, the newest ones.
         bulk : bool
             Read a SQL store in bulk (False: through ``search_runs``, as other stores).
+        columns : collection of str, optional
+            Only these ``param.``/``tag.``/``metric.`` columns, by name or ``fnmatch``
+            pattern (``tag.direction.*``, ``metric.*``); None means every column.  A SQL
+            store then reads only those keys (with 100,000 runs, the read costs in
+            proportion to the key/value rows fetched).  The first five columns are always
+            there; ``frame.attrs["stored_columns"]`` then lists every ``param.``/``tag.``/
+            ``metric.`` column the store has, read or not.
 
         Returns
         -------
@@ -139,11 +158,10 @@ class StoreReader:
             raise ValueError(f"unknown run status {status!r}; use one of {', '.join(STATUSES)}")
         if max_runs < 1:
             raise ValueError(f"max_runs must be >= 1, got {max_runs}")
-        engine = sql_engine(self.uri) if bulk else None
-        if engine is not None:     # a SQL store: read it in bulk, without MLflow's ORM
-            name_of = {i: n for n, i in experiment_ids_sql(engine, experiments).items()}
+        if bulk and is_sql(self.uri):    # a SQL store: read it in bulk, without MLflow's ORM
+            name_of = {i: n for n, i in experiment_ids_sql(self.uri, experiments).items()}
             if name_of:
-                return runs_table_sql(engine, name_of, status, since_ms, max_runs)
+                return runs_table_sql(self.uri, name_of, status, since_ms, max_runs, columns)
         ids = self.experiment_ids(experiments)
         name_of = {i: n for n, i in ids.items()}
         clauses = []
@@ -182,14 +200,18 @@ class StoreReader:
             token = page.token
             if not token:
                 break
-        columns = ["run_id", "experiment", "status", "start_time", "end_time",
-                   *(f"param.{k}" for k in sorted(params)), *(f"tag.{k}" for k in sorted(tags)),
-                   *(f"metric.{k}" for k in sorted(metrics))]
-        frame = pd.DataFrame.from_records(rows[::-1], columns=columns)
+        kept = {field: wanted_keys(sorted(keys), field, columns)
+                for field, keys in (("param", params), ("tag", tags), ("metric", metrics))}
+        names = ["run_id", "experiment", "status", "start_time", "end_time",
+                 *(f"{field}.{k}" for field, keys in kept.items() for k in keys)]
+        frame = pd.DataFrame.from_records(rows[::-1], columns=names)
         for col in ("start_time", "end_time"):
             frame[col] = pd.to_datetime(pd.to_numeric(frame[col]), unit="ms", utc=True)
-        metric_cols = [f"metric.{k}" for k in sorted(metrics)]
+        metric_cols = [f"metric.{k}" for k in kept["metric"]]
         frame[metric_cols] = frame[metric_cols].astype("float64")
+        if columns is not None:
+            frame.attrs["stored_columns"] = [f"{field}.{k}" for field, keys in (
+                ("param", params), ("tag", tags), ("metric", metrics)) for k in sorted(keys)]
         return frame
 
     def download_artifact(self, run_id: str, path: str, dst: str) -> str | None:
