@@ -9,8 +9,9 @@ variation ``cv``), then a step up by ``step`` followed by ``after`` points, judg
 :func:`runners.analysis.regress.judge` with direction "lower" (so a step up is a
 regression).  Two rules side by side, on the same series:
 
-- **new**: the defaults, a noise-aware minimum effect ``max(1 %, 1.25 x noise)``, and
-  with no accepted step the last 3 points are also tried alone;
+- **new**: the defaults, a noise-aware minimum effect ``max(1 %, 1.25 x noise)``, a
+  detected step tested at ``alpha / 10``, and with no accepted step the last 3 points
+  tried alone and the last 10, 20 ... at ``alpha / 5``;
 - **old**: the fixed 5 % minimum effect of before (``min_effect=0.05, noise_factor=0``).
 
 Printed (and written to ``benchmarks/results/detector_accuracy.md``):
@@ -164,8 +165,9 @@ def main() -> None:
     body = "\n".join([
         f"{args.reps} seeded series per cell; {BASE} baseline points, then a step up; "
         "judge's defaults, direction lower. New rule: minimum effect max(1 %, 1.25 x "
-        "noise), and with no accepted step the last 3 points also tried alone (minimum "
-        "effect sqrt(5/3) higher); old: fixed 5 % (in brackets), min_effect=0.05, "
+        "noise), a detected step tested at alpha/10, and with no accepted step the last 3 "
+        "points also tried alone (minimum effect sqrt(5/3) higher) and the last 10, 20 ... "
+        "at alpha/5; old: fixed 5 % (in brackets), min_effect=0.05, "
         "noise_factor=0. Cells in bold have a 95 % target.", "",
         "## Detection rate: step x noise x points after the step", "", rate, "",
         "## Detected steps whose reported range brackets the true step (new rule)", "",

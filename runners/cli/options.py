@@ -150,8 +150,10 @@ VERB_COLUMNS: dict[str, tuple[str, ...]] = {
     # commits and better directions
     "regress": ("tag.fom", "metric.{fom}", "metric.{fom}.median", "metric.*.median",
                 "tag.machine", "tag.fs", "tag.config.hash", "tag.git.commit",
-                "tag.direction.*"),
+                "tag.direction.*", "tag.unit.*", "tag.baseline.*", "tag.notified.*"),
 }
+# the same series, references and annotations
+VERB_COLUMNS["baseline"] = VERB_COLUMNS["regress"]
 
 
 #: Options under which a verb matches runs by their whole configuration (A/B comparison
