@@ -75,7 +75,9 @@ FAILURES = (("bench", "timeout", "trial 2 exceeded bench.timeout_s=600.0"),
             ("bench", "parse", "no result line in the output of rank 0"),
             ("parsl", "scheduler", "the block was not scheduled within 600 s"))
 
-TARGETS = {"compare": 3.0, "regress": 5.0, "report": 15.0}
+TARGETS = {"compare": 3.0, "regress": 5.0, "report": 15.0, "baseline show": 2.0}
+#: Verbs whose target is a ratio to another verb's median, measured side by side.
+RATIOS = {"regress --against reference": ("regress", 1.2)}
 PROFILED = ("_find_and_load", "runs_table", "runs_table_sql", "search_runs", "_search_runs",
             "to_mlflow_entity", "from_records", "pivot", "regress_frame", "judge_frame",
             "series_table", "verdicts", "write_pngs", "write_pdf", "savefig", "render_html",
@@ -322,6 +324,9 @@ def commands(uri: str, out: Path) -> dict[str, list[str]]:
         "import mlflow": [py, "-c", "import mlflow"],
         "compare": [*verb, "compare", "--tracking-uri", uri],
         "regress": [*verb, "regress", "--tracking-uri", uri, "--dry-run"],
+        "regress --against reference": [*verb, "regress", "--tracking-uri", uri, "--dry-run",
+                                        "--against", "reference"],
+        "baseline show": [*verb, "baseline", "show", "--tracking-uri", uri],
         "report": [*verb, "report", "--tracking-uri", uri, "--output", str(out / "report")],
     }
 
@@ -342,7 +347,7 @@ def run_timed(argv: list[str]) -> tuple[float, int, str, str, float]:
 
 def ok(name: str, rc: int) -> bool:
     """``regress`` exits 1 when it finds regressions (the store has planted ones)."""
-    return rc == 0 or (name == "regress" and rc == 1)
+    return rc == 0 or (name.startswith("regress") and rc == 1)
 
 
 def profile(name: str, argv: list[str], tmp: Path) -> str:
@@ -513,6 +518,14 @@ def main() -> None:
     for name, values in walls.items():
         cells = ", ".join(f"{v:.2f}" + ("" if ok(name, rc) else f" (exit {rc})")
                           for v, rc in zip(values, codes[name], strict=True))
+        if name in RATIOS:
+            other, limit = RATIOS[name]
+            ratio = med(good(name)) / med(good(other)) if good(name) and good(other) else 0.0
+            verdict = "met" if 0 < ratio <= limit else "NOT met"
+            rows.append(f"| `bench {name}` | {med(values):.2f} | {cells} | "
+                        f"{med(cpus[name]):.2f} | ≤ {limit:g} × `{other}` (**{ratio:.2f}×**) | "
+                        f"**{verdict}** | | |")
+            continue
         if name not in TARGETS:
             rows.append(f"| `python -c '{name}'` | {med(values):.2f} | {cells} | "
                         f"{med(cpus[name]):.2f} | start-up | | | |")
@@ -532,6 +545,7 @@ def main() -> None:
         rows.append(f"| `bench {name}` | {m:.2f} | {cells} | {med(cpus[name]):.2f} | "
                     f"≤ {TARGETS[name]:g} | **{verdict}** | {m - start_cli:.2f} | {m - start_mlflow:.2f} |")
     chosen = {"auto": missed, "all": list(TARGETS), "none": []}[args.profile]
+    chosen = [n for n in chosen if n in cmds]
     notes = [profile(n, cmds[n], tmp) for n in chosen]
     if chosen:
         notes.append(phases(uri))
@@ -578,7 +592,7 @@ Start-up alone: `import runners.cli.main` {start_cli:.2f} s, `import mlflow` {st
 
 Output of each verb (compare: its first line; regress, report: the last):
 
-{chr(10).join(f"- `{n}`: {outputs.get(n, '')}" for n in TARGETS)}
+{chr(10).join(f"- `{n}`: {outputs.get(n, '')}" for n in [*TARGETS, *RATIOS])}
 """
     if errors:
         body += "\nErrors:\n\n" + "\n".join(f"- `{n}` {e}" for n, es in errors.items()

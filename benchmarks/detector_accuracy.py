@@ -31,15 +31,19 @@ from __future__ import annotations
 
 import argparse
 import collections
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import machine_line, write_result
-from benchmarks.regress_false_positive import wilson_upper
 from runners.analysis.regress import Verdict, judge, judge_frame
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_line, write_result  # noqa: E402
+from regress_false_positive import wilson_upper  # noqa: E402
 
 RULES: dict[str, dict[str, Any]] = {"new": {}, "old": {"min_effect": 0.05, "noise_factor": 0.0}}
 STEPS = (0.03, 0.05, 0.075, 0.10, 0.20)

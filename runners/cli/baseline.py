@@ -22,15 +22,10 @@ from runners.analysis.annotations import (
     now,
     tag_key,
 )
-from runners.analysis.merits import merit_metrics, union
 from runners.analysis.table import (
     FORMATS,
-    available_metrics,
-    label,
     listing,
-    parse_list,
     render,
-    resolve_metric,
 )
 from runners.analysis.verdicts import judge_all
 from runners.cli.options import (
@@ -42,7 +37,7 @@ from runners.cli.options import (
     number_option,
     whole_option,
 )
-from runners.cli.regress import reference_options
+from runners.cli.regress import judged_metrics, reference_options
 from runners.errors import InputError
 from runners.tracking.tracker import Tracker
 
@@ -55,14 +50,7 @@ DEFAULT_DAYS = 30
 def _verdicts(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The reference verdict of every series of the selected runs, and their long table."""
     _, frame, _ = load_runs(args, "FINISHED", status_option=False)
-    if args.metric:
-        wanted = [m for item in args.metric for m in parse_list(item)]
-        metrics = list(dict.fromkeys(label(resolve_metric(frame, m)) for m in wanted))
-    else:
-        metrics = union(merit_metrics(frame))
-        if not metrics:
-            raise InputError(f"the matching runs have no figure of merit; give --metric, "
-                             f"one of {listing(available_metrics(frame), 8)}")
+    metrics, _ = judged_metrics(args, frame)
     options: dict[str, Any] = {"min_effect": number_option(
         "--min-effect", args.min_effect, 0.0, 10.0, low_inclusive=True, percent=True),
         "min_points": whole_option("--min-points", args.min_points, 2)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runners.analysis.merits import merit_metrics, only, union
 from runners.analysis.regress import judge
@@ -37,6 +37,9 @@ from runners.cli.options import (
 )
 from runners.errors import InputError
 from runners.tracking.tracker import Tracker
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def judge_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -83,6 +86,28 @@ def reference_options(args: argparse.Namespace, options: dict[str, Any]) -> dict
     return {k: v for k, v in out.items() if v is not None}
 
 
+def judged_metrics(args: argparse.Namespace, frame: pd.DataFrame
+                   ) -> tuple[list[str], dict[str, list[str]] | None]:
+    """The metrics to judge: ``--metric``, else each experiment's figures of merit
+    (returned per experiment too, None with ``--metric``).
+
+    Raises
+    ------
+    InputError
+        On an unknown metric, or runs without a figure of merit and no ``--metric``.
+    """
+    if args.metric:
+        wanted = [m for item in args.metric for m in parse_list(item)]
+        return list(dict.fromkeys(label(resolve_metric(frame, m)) for m in wanted)), None
+    per_experiment = merit_metrics(frame)
+    metrics = union(per_experiment)
+    if not metrics:
+        raise InputError(f"the matching runs have no figure of merit and no *.median "
+                         f"metric; give --metric, one of "
+                         f"{listing(available_metrics(frame), 8)}")
+    return metrics, per_experiment
+
+
 def cmd_regress(args: argparse.Namespace) -> int:
     """Find performance regressions in the history of every benchmark series.
 
@@ -118,17 +143,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
             for target in targets:
                 check_target(target, os.environ)
         reader, frame, _ = load_runs(args, "FINISHED", status_option=False)
-        per_experiment = None
-        if args.metric:
-            wanted = [m for item in args.metric for m in parse_list(item)]
-            metrics = list(dict.fromkeys(label(resolve_metric(frame, m)) for m in wanted))
-        else:
-            per_experiment = merit_metrics(frame)
-            metrics = union(per_experiment)
-            if not metrics:
-                raise InputError(f"the matching runs have no figure of merit and no *.median "
-                                 f"metric; give --metric, one of "
-                                 f"{listing(available_metrics(frame), 8)}")
+        metrics, per_experiment = judged_metrics(args, frame)
     except InputError as exc:
         return fail(str(exc))
     result, long = judge_all(frame, metrics, against, options, ref_options)
