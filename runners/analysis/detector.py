@@ -36,7 +36,10 @@ step up, 500 seeded series per cell; ``benchmarks/results/detector_accuracy.md``
   split where the two sides differ most, so a plain rank test there is far too willing
   (post-selection).  A detected step is therefore tested at ``alpha / 10``
   (:data:`STEP_ALPHA_DIVISOR`); a real step of a few noise sigmas has p far below that.
-  False alarms of 10-point series went from 1.2-2.0 % to 0.5-0.9 %.
+  False alarms of 10-point series went from 1.2-2.0 % to 0.5-0.9 %.  A step of
+  :data:`PLAIN_STEP` times the minimum effect or more keeps the plain ``alpha``: 4
+  points against 6 cannot reach p < 0.005 however far apart they are, and a 50 % step
+  in a 10-point history must still be found.
 - A 10 % step at 5 % noise with 10 points after was missed 21 % of the time because the
   step search did not accept it and the last-5 window held half of it:
   :func:`longer_windows` also tries the last 10, 20, 40 ... points, each at
@@ -58,6 +61,8 @@ DEFAULT_FLOOR = 0.01
 STEP_ALPHA_DIVISOR = 10
 """A detected step is tested at ``alpha`` divided by this: the step search put the split
 where the two sides differ most, which makes a plain test there far too willing."""
+PLAIN_STEP = 3.0
+"""A detected step this many times the minimum effect is tested at the plain ``alpha``."""
 SCAN_ALPHA_DIVISOR = 5
 """Longer fallback windows are tested at ``alpha`` divided by this."""
 MAX_SCAN = 80
@@ -152,6 +157,25 @@ def compare_windows(base: np.ndarray, new: np.ndarray, alpha: float, sigma: floa
     if p_rest >= alpha or e_rest * math.copysign(1.0, effect) < threshold:
         return Comparison("hinges", effect, p, m_base, m_new, threshold)
     return Comparison("change", effect, p, m_base, m_new, threshold)
+
+
+def compare_at_step(base: np.ndarray, new: np.ndarray, alpha: float, sigma: float,
+                    floor: float = DEFAULT_FLOOR,
+                    noise_factor: float = DEFAULT_NOISE_FACTOR) -> Comparison:
+    """:func:`compare_windows` of the two sides of a detected step.
+
+    At ``alpha / STEP_ALPHA_DIVISOR`` (the split was chosen where the sides differ most),
+    unless the change is at least :data:`PLAIN_STEP` times the minimum effect: so large a
+    step is no chance split of noise, and short windows (4 points against 6) cannot
+    reach so small a p-value at all.  With ``noise_factor=0`` (the old rule), at ``alpha``.
+    """
+    if noise_factor == 0.0:
+        return compare_windows(base, new, alpha, sigma, floor, noise_factor)
+    strict = compare_windows(base, new, alpha / STEP_ALPHA_DIVISOR, sigma, floor,
+                             noise_factor)
+    if strict.kind == "change" or abs(strict.effect) < PLAIN_STEP * strict.threshold:
+        return strict
+    return compare_windows(base, new, alpha, sigma, floor, noise_factor)
 
 
 def fallback_windows(

@@ -22,9 +22,8 @@ import numpy.typing as npt
 from runners.analysis.detector import (
     DEFAULT_FLOOR,
     DEFAULT_NOISE_FACTOR,
-    STEP_ALPHA_DIVISOR,
     Comparison,
-    compare_windows,
+    compare_at_step,
     fallback_windows,
     relative_change,
     relative_noise,
@@ -283,8 +282,7 @@ def judge(
     while len(cuts) > 1:  # the most recent step that is a change; merge the later ones
         first = cuts[-2] if baseline is None else max(cuts[-2], cuts[-1] - baseline)
         base, new = x[first : cuts[-1]], x[cuts[-1] :]
-        outcome = compare_windows(base, new, alpha / STEP_ALPHA_DIVISOR if noise_factor
-                                  else alpha, sigma, min_effect, noise_factor)
+        outcome = compare_at_step(base, new, alpha, sigma, min_effect, noise_factor)
         if outcome.kind == "change":
             break
         cuts.pop()

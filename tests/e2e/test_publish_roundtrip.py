@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from runners.analysis.annotations import note
 from runners.cli.main import main
 from runners.tracking.tracker import Tracker
 from tests.support import ROOT, Store, child_env
@@ -52,6 +53,8 @@ def series(store: Store) -> None:
                                    {"machine": "local", "fs": "nfs", "config.hash": "abc",
                                     "git.commit": f"{i:040x}"})
         tracker.log_metrics(run_id, {"total_s.median": value, "odd": math.nan if i == 3 else i})
+        if i == 2:   # an annotation (bench baseline accept) travels as a tag
+            tracker.set_tags(run_id, {"baseline.accepted.odd": note("counter reset")})
         tracker.end_run(run_id)
 
 
@@ -180,3 +183,13 @@ def test_verbs_answer_alike(trip: Trip, tmp_path: Path,
                         for c, text in [*out, *((0, t) for t in tables)]])
     assert answers[0][0][0] == 1 and "series" in answers[0][0][1]     # the step is found
     assert answers[1] == answers[0]
+
+
+def test_annotations_travel(trip: Trip, capsys: pytest.CaptureFixture[str]) -> None:
+    """A step accepted in the original store is accepted in the imported one."""
+    shown = [verb(capsys, "baseline", "show", "--metric", "odd", "--format", "csv",
+                  "--tracking-uri", store.uri) for store in (trip.src, trip.dst)]
+    for code, out in shown:
+        assert code == 0 and "accepted by" in out and "counter reset" in out
+    lines = [[line.split(",")[0] for line in out.splitlines()] for _, out in shown]
+    assert lines[0] == lines[1]

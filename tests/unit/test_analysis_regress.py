@@ -529,3 +529,15 @@ def test_the_old_rule_is_the_first_recording() -> None:
     old = json.dumps(seeded_verdicts(**OLD_RULE), indent=0, sort_keys=True)
     assert hashlib.sha256(old.encode()).hexdigest() == (
         "810317894ac079bc0cbc07cf0e55874f5edad03e58a72adce7b4f8251691e512")
+
+
+def test_a_large_step_in_a_short_history_is_found() -> None:
+    """6 points then 4 at +50 %: the rank test of 4 against 6 cannot go below p = 0.0095,
+    so a step that large is tested at the plain alpha (a small one at alpha / 10)."""
+    y = [1.00, 1.02, 0.98, 1.01, 0.99, 1.00, 1.5, 1.52, 1.49, 1.51]
+    v = judge(y)
+    assert (v.status, v.step_detected, v.index_range) == ("regression", True, (5, 6))
+    assert v.p_value > 0.05 / 10
+    rng = np.random.default_rng(9)
+    small = list(1 + 0.01 * rng.standard_normal(6)) + list(1.03 + 0.01 * rng.standard_normal(4))
+    assert judge(small).status != "regression"
