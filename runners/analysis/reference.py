@@ -9,7 +9,10 @@ series from alarming on a 0.1 % wobble.  The history is walked oldest first from
 ``bench baseline accept`` (see :mod:`runners.analysis.annotations`): a point inside the
 band joins the reference, a point outside it is an *excursion* and does not, so a step
 that nobody accepted keeps being reported instead of becoming the new normal by itself.
-The verdict is that of the newest point, so a single new run is judged at once.
+Once the series is outside its band, only a point in the inner half of the band ends the
+excursion, so that the lower tail of a new level cannot leak in a point at a time and
+drag the reference up to itself.  The verdict is that of the newest point, so a single
+new run is judged at once.
 
 Why a median and differences: one slow run among twenty (a noisy neighbour, a cold file
 system) moves a mean and a standard deviation far more than a median and the spread of
@@ -159,7 +162,11 @@ def walk(values: Sequence[float], direction: str = "lower", *, window: int = WIN
             median = (ordered[m // 2] if m % 2 else (ordered[m // 2 - 1] + ordered[m // 2]) / 2)
             half = max(widening(k, m) * sigmas[i], min_effect * abs(median))
             band = (median, median - half, median + half)
-            if not band[1] <= value <= band[2]:
+            # During a run of excursions only the inner half of the band ends it: else
+            # the lower tail of a new level would leak in one point at a time and drag
+            # the reference up to it.
+            inside = abs(value - median) <= (half if first_out is None else half / 2)
+            if not inside:
                 first_out = i if first_out is None else first_out
                 continue
         accepted.append(value)

@@ -107,6 +107,16 @@ def test_walk_flags_a_single_new_run_and_keeps_flagging_an_unaccepted_step() -> 
     assert walk(base[:4]).status == "not enough data"
 
 
+def test_a_long_unaccepted_step_does_not_creep_into_the_reference() -> None:
+    """80 runs 20 % (about 6 sigmas) up: now and then one falls inside the band's edge;
+    it must not end the excursion and drag the reference up one point at a time."""
+    rng = np.random.default_rng(12)
+    values = [*(1 + 0.03 * rng.standard_normal(40)), *(1.2 + 0.036 * rng.standard_normal(80))]
+    verdict = walk(values)
+    assert verdict.status == "regression" and verdict.first_excursion == 40
+    assert abs(verdict.median - 1.0) < 0.03 and verdict.n_latest == 80
+
+
 def test_walk_leaves_a_lone_spike_out_of_the_reference() -> None:
     rng = np.random.default_rng(2)
     base = list(1 + 0.01 * rng.standard_normal(20))
