@@ -5,13 +5,15 @@ The reference of a series is the median of its last ``window`` accepted points, 
 band ``median ± max(w × sigma, min_effect × |median|)``: ``sigma`` the robust noise of the
 recent points (from successive differences), ``w`` the ``k``-sigma quantile widened for
 the few points it was learnt from (:func:`widening`), the floor keeping a near-noiseless
-series from alarming on a 0.1 % wobble.  The history is walked oldest first from the series' newest
-``bench baseline accept`` (see :mod:`runners.analysis.annotations`): a point inside the
-band joins the reference, a point outside it is an *excursion* and does not, so a step
-that nobody accepted keeps being reported instead of becoming the new normal by itself.
-Once the series is outside its band, only a point in the inner half of the band ends the
-excursion, so that the lower tail of a new level cannot leak in a point at a time and
-drag the reference up to itself.  The verdict is that of the newest point, so a single
+series from alarming on a 0.1 % wobble.  The history is walked oldest first from the
+series' newest ``bench baseline accept`` (see :mod:`runners.analysis.annotations`): a
+point inside the band joins the reference, a point outside it is an *excursion* and
+does not, so a step that nobody accepted keeps being reported instead of becoming the
+new normal by itself.
+Once the series is outside its band, the band is kept as it was (the noise of a new
+level must not widen it) and only a point in its inner half ends the excursion, so
+that the lower tail of a new level cannot leak in a point at a time and drag the
+reference up to itself.  The verdict is that of the newest point, so a single
 new run is judged at once.
 
 Why a median and differences: one slow run among twenty (a noisy neighbour, a cold file
@@ -158,10 +160,12 @@ def walk(values: Sequence[float], direction: str = "lower", *, window: int = WIN
     band = (math.nan, math.nan, math.nan)
     for i, value in enumerate(x.tolist()):
         if len(accepted) >= min_points:
-            m = len(ordered)
-            median = (ordered[m // 2] if m % 2 else (ordered[m // 2 - 1] + ordered[m // 2]) / 2)
-            half = max(widening(k, m) * sigmas[i], min_effect * abs(median))
-            band = (median, median - half, median + half)
+            if first_out is None:  # the band stays as it was during a run of excursions
+                m = len(ordered)
+                median = ordered[m // 2] if m % 2 else (ordered[m // 2 - 1]
+                                                        + ordered[m // 2]) / 2
+                half = max(widening(k, m) * sigmas[i], min_effect * abs(median))
+                band = (median, median - half, median + half)
             # During a run of excursions only the inner half of the band ends it: else
             # the lower tail of a new level would leak in one point at a time and drag
             # the reference up to it.
