@@ -94,19 +94,10 @@ def widening(k: float, n: int) -> float:
     return float(stats.t.ppf(stats.norm.cdf(k), max(n - 1, 1)) * math.sqrt(1 + 1 / n))
 
 
-def band_of(points: Sequence[float], recent: Sequence[float], k: float,
-            min_effect: float) -> tuple[float, float, float]:
-    """``(median, low, high)``: the median of the accepted ``points`` and a half-width of
-    ``widening(k, n)`` noise sigmas, at least ``min_effect × |median|``.
-
-    The noise is :func:`runners.analysis.stats.noise_level` of the ``recent`` points,
-    excursions included: it is read from successive differences, which a step barely
-    touches, so points the band left out cannot make the next band narrower.
-    """
-    median = float(np.median(np.asarray(points, dtype=np.float64)))
-    sigma = noise_level(recent)
-    half = max(widening(k, len(points)) * sigma, min_effect * abs(median))
-    return median, median - half, median + half
+def half_width(sigma: float, median: float, n: int, k: float, min_effect: float) -> float:
+    """Half the band: ``widening(k, n)`` noise sigmas learnt from ``n`` points, at least
+    ``min_effect × |median|``."""
+    return max(widening(k, n) * sigma, min_effect * abs(median))
 
 
 def recent_noise(x: np.ndarray, span: int) -> list[float]:
@@ -143,7 +134,10 @@ def walk(values: Sequence[float], direction: str = "lower", *, window: int = WIN
         Which way is better.
     window, k, min_points, min_effect : int, float, int, float
         The band is computed from the last ``window`` accepted points, once there are
-        ``min_points`` of them; see :func:`band_of`.
+        ``min_points`` of them; see :func:`half_width`.  The noise is
+        :func:`runners.analysis.stats.noise_level` of the ``2 × window`` points before,
+        excursions included: it is read from successive differences, which a step barely
+        touches, so points the band left out cannot make the next band narrower.
 
     Returns
     -------
@@ -164,7 +158,7 @@ def walk(values: Sequence[float], direction: str = "lower", *, window: int = WIN
                 m = len(ordered)
                 median = ordered[m // 2] if m % 2 else (ordered[m // 2 - 1]
                                                         + ordered[m // 2]) / 2
-                half = max(widening(k, m) * sigmas[i], min_effect * abs(median))
+                half = half_width(sigmas[i], median, m, k, min_effect)
                 band = (median, median - half, median + half)
             # During a run of excursions only the inner half of the band ends it: else
             # the lower tail of a new level would leak in one point at a time and drag

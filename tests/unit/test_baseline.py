@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runners.analysis.reference import agree, band_of, walk, widening
+from runners.analysis.reference import agree, half_width, walk, widening
 from runners.analysis.stats import noise_level
 from runners.cli.baseline import add_parser as add_baseline
 from runners.cli.regress import add_parser as add_regress
@@ -84,11 +84,16 @@ SERIES = f"step/local/tmpfs/{HASH}/t.median"
 
 def test_band_is_the_median_and_a_widened_noise_band_with_a_floor() -> None:
     points = [1.0, 1.1, 0.9, 1.0, 1.05]
-    median, low, high = band_of(points, points, k=3.0, min_effect=0.0)
-    assert median == 1.0 and high - 1.0 == pytest.approx(
-        widening(3.0, 5) * noise_level(points)) and 1.0 - low == pytest.approx(high - 1.0)
+    band = walk([*points, 1.0], k=3.0, min_effect=0.0)
+    assert band.median == 1.0 and band.high - 1.0 == pytest.approx(
+        widening(3.0, 5) * noise_level(points)) and 1.0 - band.low == pytest.approx(
+        band.high - 1.0)
+    assert half_width(noise_level(points), 1.0, 5, 3.0, 0.0) == pytest.approx(
+        band.high - 1.0)
     assert widening(3.0, 5) > widening(3.0, 20) > 3.0 > widening(3.0, 10_000) - 0.01
-    assert band_of([2.0] * 5, [2.0] * 5, k=3.0, min_effect=0.02) == (2.0, 1.96, 2.04)
+    assert half_width(0.0, 2.0, 5, 3.0, 0.02) == pytest.approx(0.04)
+    flat = walk([2.0] * 6, k=3.0, min_effect=0.02)
+    assert (flat.median, flat.low, flat.high) == pytest.approx((2.0, 1.96, 2.04))
 
 
 def test_walk_flags_a_single_new_run_and_keeps_flagging_an_unaccepted_step() -> None:
