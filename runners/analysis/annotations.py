@@ -63,14 +63,9 @@ def parse_note(value: Any) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {"reason": str(data)}
 
 
-def series_id(experiment: Any, machine: Any, fs: Any, config_hash: Any, metric: Any) -> str:
-    """The printable identity of a series, the form ``--series`` patterns match:
-    ``experiment/machine/fs/config.hash/metric``."""
-    return "/".join(str(part) for part in (experiment, machine, fs, config_hash, metric))
-
-
 def id_column(frame: pd.DataFrame) -> pd.Series:
-    """:func:`series_id` of every row of a frame with the series key columns."""
+    """The printable identity of every row's series, the form ``--series`` patterns match:
+    ``experiment/machine/fs/config.hash/metric``."""
     cols = ["experiment", "machine", "fs", "config_hash", "metric"]
     return frame[cols].astype(str).agg("/".join, axis=1)
 
