@@ -34,10 +34,9 @@ from runners.cli.options import (
     choice,
     fail,
     load_runs,
-    number_option,
     whole_option,
 )
-from runners.cli.regress import judged_metrics, reference_options
+from runners.cli.regress import judged_metrics, min_effect_option, reference_options
 from runners.errors import InputError
 from runners.tracking.tracker import Tracker
 
@@ -51,9 +50,8 @@ def _verdicts(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The reference verdict of every series of the selected runs, and their long table."""
     _, frame, _ = load_runs(args, "FINISHED", status_option=False)
     metrics, _ = judged_metrics(args, frame)
-    options: dict[str, Any] = {"min_effect": number_option(
-        "--min-effect", args.min_effect, 0.0, 10.0, low_inclusive=True, percent=True),
-        "min_points": whole_option("--min-points", args.min_points, 2)}
+    options: dict[str, Any] = {"min_effect": min_effect_option(args.min_effect),
+                               "min_points": whole_option("--min-points", args.min_points, 2)}
     options = {k: v for k, v in options.items() if v is not None}
     return judge_all(frame, metrics, "reference", {}, reference_options(args, options))
 

@@ -42,6 +42,21 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def min_effect_option(text: str | None) -> float | None:
+    """``--min-effect`` as a fraction (``0.05`` or ``5%``); None if unset.
+
+    Raises
+    ------
+    InputError
+        Out of [0, 10], or a bare number above 1 (``5`` would mean 500 %).
+    """
+    value = number_option("--min-effect", text, 0.0, 10.0, low_inclusive=True, percent=True)
+    if value is not None and value > 1 and not str(text).strip().endswith("%"):
+        raise InputError(f"--min-effect {text} means {value:.0%}; give a fraction or a "
+                         "percentage, e.g. --min-effect 0.05 or 5%")
+    return value
+
+
 def judge_options(args: argparse.Namespace) -> dict[str, Any]:
     """The ``judge`` keyword arguments the user set (the rest keep judge's defaults).
 
@@ -50,13 +65,8 @@ def judge_options(args: argparse.Namespace) -> dict[str, Any]:
     InputError
         On a value out of range or options that do not fit together.
     """
-    min_effect = number_option("--min-effect", args.min_effect, 0.0, 10.0, low_inclusive=True,
-                         percent=True)
-    if min_effect is not None and min_effect > 1 and not args.min_effect.strip().endswith("%"):
-        raise InputError(f"--min-effect {args.min_effect} means {min_effect:.0%}; give a "
-                         "fraction or a percentage, e.g. --min-effect 0.05 or 5%")
     options: dict[str, Any] = {
-        "min_effect": min_effect,
+        "min_effect": min_effect_option(args.min_effect),
         "noise_factor": number_option("--noise-factor", args.noise_factor, 0.0, 10.0,
                                       low_inclusive=True, example="1.25"),
         "alpha": number_option("--alpha", args.alpha, 0.0, 0.5),
