@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+from glob import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,8 +110,9 @@ def confirm(result: pd.DataFrame, long: pd.DataFrame, reader: StoreReader, uri: 
 def _reruns(reader: StoreReader, experiment: str, run_id: str, metric: str,
             config_hash: str) -> list[float]:
     """The metric of the FINISHED reruns of ``run_id`` with the same ``config.hash``."""
-    frame = reader.runs_table([experiment], status="FINISHED")
     column, tag = f"metric.{metric}", f"tag.{CONFIRM_TAG}"
+    frame = reader.runs_table([experiment], status="FINISHED",   # these columns only
+                              columns=[escape(c) for c in (column, tag, "tag.config.hash")])
     if tag not in frame.columns or column not in frame.columns:
         return []
     mine = frame[(frame[tag] == run_id) & (frame["tag.config.hash"] == config_hash)]
