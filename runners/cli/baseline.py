@@ -72,11 +72,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     A series is one metric of one (experiment, machine, fs, config.hash); its id,
     experiment/machine/fs/config.hash/metric, is what --series matches (with * and ?).
-    The reference is the median of the last --window runs that fell inside it, with a
-    band of +- --sigmas noise sigmas (widened for few points; at least --min-effect of
-    the median), counted from the newest
-    `bench baseline accept`; the status is the newest run's verdict against it, as
-    `bench regress --against reference` gives it.
+    The reference is the median of the last --window runs that fell inside it, counted
+    from the newest `bench baseline accept`, with a band of +- --sigmas noise sigmas
+    (widened for few points; at least --min-effect of the median); the status is the
+    newest run's verdict against it, as `bench regress --against reference` gives it.
     """
     try:
         fmt = choice("--format", args.format, FORMATS)
