@@ -34,7 +34,8 @@ def _order(points: list[Point]) -> list[Point]:
 
 
 def metric_histories(uri: str, run_ids: Sequence[str], client: MlflowClient | None = None,
-                     bulk: bool = True) -> dict[str, History]:
+                     bulk: bool = True, keys: Sequence[str] | None = None
+                     ) -> dict[str, History]:
     """Every metric point of the runs: ``{run_id: {key: [(step, value, ts), ...]}}``.
 
     Parameters
@@ -47,6 +48,8 @@ def metric_histories(uri: str, run_ids: Sequence[str], client: MlflowClient | No
         Used for a store that is not SQL (made from ``uri`` when needed).
     bulk : bool
         Read a SQL store in bulk (False: through MLflow's client, as other stores).
+    keys : sequence of str, optional
+        Only these metrics (default: every one).
 
     Returns
     -------
@@ -58,19 +61,24 @@ def metric_histories(uri: str, run_ids: Sequence[str], client: MlflowClient | No
     if engine is None:
         client = client or connect(uri)
         for run_id in out:
-            for key in sorted(client.get_run(run_id).data.metrics):
+            logged = client.get_run(run_id).data.metrics
+            for key in sorted(logged if keys is None else set(keys) & set(logged)):
                 out[run_id][key] = _order([(int(m.step), float(m.value), int(m.timestamp))
                                            for m in client.get_metric_history(run_id, key)])
         return out
     from sqlalchemy import bindparam, text
 
+    where = "run_uuid IN :ids" + ("" if keys is None else " AND key IN :keys")
     query = text("SELECT run_uuid, key, step, value, timestamp, is_nan FROM metrics "
-                 "WHERE run_uuid IN :ids").bindparams(bindparam("ids", expanding=True))
+                 f"WHERE {where}").bindparams(bindparam("ids", expanding=True))
+    named = {} if keys is None else {"keys": list(dict.fromkeys(keys))}
+    if keys is not None:
+        query = query.bindparams(bindparam("keys", expanding=True))
     ids = list(out)
     with engine.connect() as conn:
         for i in range(0, len(ids), CHUNK):
-            for run, key, step, value, ts, is_nan in conn.execute(query,
-                                                                 {"ids": ids[i:i + CHUNK]}):
+            for run, key, step, value, ts, is_nan in conn.execute(
+                    query, {"ids": ids[i:i + CHUNK], **named}):
                 out[run].setdefault(key, []).append(
                     (int(step), math.nan if is_nan else float(value), int(ts)))
     return {run: {k: _order(v) for k, v in sorted(h.items())} for run, h in out.items()}

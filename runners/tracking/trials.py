@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from runners.tracking.history import metric_histories
 from runners.tracking.sql import sql_engine
 from runners.tracking.store import connect
 
@@ -231,26 +232,12 @@ def metric_history(uri: str, run_ids: Sequence[str], keys: Sequence[str]) -> Any
     import pandas as pd
 
     ids, names = list(dict.fromkeys(run_ids)), list(dict.fromkeys(keys))
-    records: list[tuple[str, str, int, int, float]] = []
-    engine = sql_engine(uri)
-    if engine is not None and ids and names:
-        from sqlalchemy import text
-
-        key_clause, key_bind = _in("key", names, "k")
-        with engine.connect() as conn:
-            for chunk in _chunks(ids):
-                clause, bind = _in("run_uuid", chunk)
-                records += [(str(r), str(k), int(s), int(t), float(v)) for r, k, s, t, v in
-                            conn.execute(text(
-                                "SELECT run_uuid, key, step, timestamp, value FROM metrics "
-                                f"WHERE {clause} AND {key_clause} AND is_nan = 0"),
-                                {**bind, **key_bind})]
-    elif ids and names:
-        client = connect(uri)
-        records = [(i, k, int(m.step), int(m.timestamp), float(m.value))
-                   for i in ids for k in names for m in client.get_metric_history(i, k)]
+    histories = metric_histories(uri, ids, keys=names) if ids and names else {}
+    records = [(run, key, step, ts, value) for run, history in histories.items()
+               for key, points in history.items() for step, value, ts in points]
     frame = pd.DataFrame.from_records(records,
                                       columns=["run_id", "key", "step", "time", "value"])
-    frame = frame.sort_values(["run_id", "key", "step", "time"], kind="stable")
+    frame = frame.dropna(subset=["value"]).sort_values(["run_id", "key", "step", "time"],
+                                                       kind="stable")
     frame = frame.drop_duplicates(["run_id", "key", "step"], keep="last")
-    return frame.drop(columns="time").dropna(subset=["value"]).reset_index(drop=True)
+    return frame.drop(columns="time").reset_index(drop=True)

@@ -400,6 +400,10 @@ def test_bulk_history_matches_mlflow(tmp_path: Path) -> None:
     assert [(k, [(s, repr(v), t) for s, v, t in p]) for k, p in slow.items()] == \
         [(k, [(s, repr(v), t) for s, v, t in p]) for k, p in got[run_id].items()]
     assert sorted(got[run_id]) == sorted(client.get_run(run_id).data.metrics)
+    for bulk in (True, False):   # only the metrics asked for, the same points
+        some = metric_histories(uri_of(tmp_path), [run_id], bulk=bulk, keys=["odd", "none"])
+        assert list(some[run_id]) == ["odd"] and repr(some[run_id]["odd"]) == repr(
+            got[run_id]["odd"])
     copied = download_run_artifacts(client, run_id, tmp_path / "copy")    # as from a server
     assert copied == tmp_path / "copy" and (copied / "results" / "per_rank.csv").read_text() \
         == "rank,t\n0,1.0\n"
