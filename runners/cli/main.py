@@ -22,13 +22,14 @@ from runners.cli import (
     runs,
     scaling,
     schedule,
+    site,
     sync,
     ui,
 )
 
 #: Every verb's module, in the order ``bench --help`` lists them; each registers its verbs.
 VERBS = (runs, ui, compare, scaling, regress, baseline, report, analytics, publish, nightly,
-         bisect, schedule, sync)
+         bisect, schedule, site, sync)
 
 
 def build_parser() -> argparse.ArgumentParser:

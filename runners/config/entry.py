@@ -65,3 +65,20 @@ def hydra_main(task: Callable[[Any], Any]) -> Callable[[], Any]:
                 sys.stderr.write(held.getvalue())
 
     return entry
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The project's config composed with ``overrides`` (for verbs that need one, e.g.
+    ``bench site start``); a composition error is a ConfigError with Hydra's text on one
+    line."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            return hydra_compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(fold_hydra_error(str(exc))) from None

@@ -118,6 +118,26 @@ class TelemetryConfig:
 
 
 @dataclass
+class SiteConfig:
+    """A site: an agent on this or another host that runs queued runs (``runners/site/``).
+
+    ``name`` '' runs the experiment here and now; ``site=NAME`` queues it in the store
+    (status SCHEDULED) for the agent of site NAME (``bench site start NAME``).
+    """
+
+    name: str = ""
+    machine: str = ""           # the machine its agent serves (runs must compose with it)
+    wait: bool = False          # wait for the run to end and print its summary
+    wait_agent_s: float = 10.0  # wait=true with no live agent: give up after this long
+    poll_s: float = 0.2         # how often the agent looks for queued runs
+    heartbeat_s: float = 10.0   # how often the agent records that it is alive
+    idle_min: float = 10.0      # blocks idle this long are released (Parsl's max_idletime)
+    retries: int = 0            # requeue a run whose agent was lost, this many times
+    workers: int = 0            # runs at once (0: the machine's max_workers)
+    dir: str = ""               # where agents keep pid, log and socket files (per host)
+
+
+@dataclass
 class Config:
     """The primary config: machine × filesystem × benchmark × tracking."""
 
@@ -126,6 +146,7 @@ class Config:
     bench: Any = MISSING
     tracking: TrackingConfig = MISSING
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    site: SiteConfig = field(default_factory=SiteConfig)
     project_root: str = MISSING
     cache_root: str = MISSING
     dry_run: bool = False

@@ -54,6 +54,10 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
 
         print_plan(cfg, kind, out_dir)
         return {"dry_run": True}
+    if cfg.site.name:       # queued for the site's agent (runners/site/)
+        from runners.site.submit import submit
+
+        return submit(cfg, kind, out_dir)
     os.environ.update({str(k): str(v) for k, v in cfg.machine.env.items()})
     preflight(cfg)
     sigterm_to_interrupt()

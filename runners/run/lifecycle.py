@@ -25,6 +25,7 @@ from runners.kinds.base import Kind
 from runners.stages.base import StageError
 from runners.stages.launch import launch_nodes
 from runners.tracking.driver import driver_tags
+from runners.tracking.queue import QUEUED, set_status
 from runners.tracking.spool import pending
 from runners.tracking.store import flatten, versions
 from runners.tracking.tracker import Tracker
@@ -121,13 +122,21 @@ def open_tracker(cfg: DictConfig) -> tuple[Tracker, str]:
 
 
 def open_run(cfg: DictConfig, kind: Kind, tracker: Tracker, out_dir: Path,
-             parent_run_id: str | None = None, extra_tags: dict[str, str] | None = None) -> str:
-    """Open the experiment's MLflow run (RUNNING) with its params, tags and config files."""
+             parent_run_id: str | None = None, extra_tags: dict[str, str] | None = None,
+             queued: bool = False) -> str:
+    """Open the experiment's MLflow run (RUNNING) with its params, tags and config files;
+    ``queued``: as SCHEDULED, for a site's agent to run (:mod:`runners.tracking.queue`)."""
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     tags = {**run_tags(cfg, kind, resolved, out_dir), **(extra_tags or {})}
     params = {**flatten(resolved), **kind.params()}
     run_id = tracker.start_run(experiment_name(cfg), cfg.run_name or default_run_name(cfg),
                                params, tags, parent_run_id)
+    if queued:
+        if tracker.offline_reason is not None:
+            raise ConfigError(f"cannot queue the run for site={cfg.site.name}: the tracking "
+                              f"server {tracker.uri} cannot be reached ({tracker.offline_reason})"
+                              "; try again when it answers, or run it here without site=")
+        set_status(tracker.online, run_id, QUEUED)
     log.info("run %s opened", run_id)
     hydra_dir = out_dir / ".hydra"
     hydra_dir.mkdir(parents=True, exist_ok=True)

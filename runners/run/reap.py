@@ -19,6 +19,7 @@ import psutil
 
 from runners.stages.measure import kill_tree
 from runners.tracking.driver import driver_alive, driver_tags
+from runners.tracking.queue import QUEUED, claim, set_status
 from runners.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -92,27 +93,63 @@ def reap_stale(tracker: Tracker, experiments: list[str], found_by: str) -> list[
     Returns
     -------
     list of str
-        The ids of the runs that were ended.
+        The ids of the runs that were ended (or requeued).
+    """
+    found = [run for name in dict.fromkeys(experiments) for run in tracker.running_runs(name)]
+    return reap_runs(tracker, found, found_by)
+
+
+def reap_runs(tracker: Tracker, runs: list[tuple[str, dict[str, str]]],
+              found_by: str) -> list[str]:
+    """End KILLED (or requeue) each of ``runs`` whose driver died on this host, and stop the
+    Parsl processes the dead drivers left.
+
+    A run a site's agent was running (tag ``site``) ends with ``failure.kind=agent_lost``,
+    or goes back to the queue while its attempts (``site.attempt``) do not exceed the
+    retries its user asked for (``site.retries``, from ``site.retries=N``).
     """
     ended: list[str] = []
     dead_markers: set[str] = set()
-    for name in dict.fromkeys(experiments):
-        for run_id, tags in tracker.running_runs(name):
-            if driver_alive(tags) is not False:
-                continue
-            pid = tags.get("driver.pid", "?")
-            dead_markers.add(f"{tags.get('driver.host')}:{pid}:{tags.get('driver.started')}")
-            kill_listed(tags.get("driver.parsl_pids", ""))
-            if tracker.spool is not None and tracker.spool.has_journal(run_id):
-                continue    # the rest of the run is in the spool: `bench sync` closes it
-            tracker.set_tags(run_id, {"killed.found_at_next_start": "true"})
-            tracker.fail_run(run_id, "driver", "driver_killed",
-                             f"the driver (pid {pid} on {tags.get('driver.host')}) ended without "
-                             f"closing this run; marked KILLED at the next start by {found_by}",
-                             status="KILLED")
-            ended.append(run_id)
+    for run_id, tags in runs:
+        if driver_alive(tags) is not False:
+            continue
+        pid = tags.get("driver.pid", "?")
+        dead_markers.add(f"{tags.get('driver.host')}:{pid}:{tags.get('driver.started')}")
+        kill_listed(tags.get("driver.parsl_pids", ""))
+        if tracker.spool is not None and tracker.spool.has_journal(run_id):
+            continue    # the rest of the run is in the spool: `bench sync` closes it
+        who = f"the {'agent' if 'site' in tags else 'driver'} (pid {pid} on " \
+              f"{tags.get('driver.host')})"
+        ended.append(run_id)
+        if "site" in tags and requeue(tracker, run_id, tags, f"{who} was lost; found by "
+                                                             f"{found_by}"):
+            continue
+        tracker.set_tags(run_id, {"killed.found_at_next_start": "true"})
+        tracker.fail_run(run_id, "agent" if "site" in tags else "driver",
+                         "agent_lost" if "site" in tags else "driver_killed",
+                         f"{who} ended without closing this run; marked KILLED at the next "
+                         f"start by {found_by}", status="KILLED")
     for marker in dead_markers:
         n = kill_orphans(marker)
         if n:
             log.info("stopped %d process(es) left by driver %s", n, marker)
     return ended
+
+
+def requeue(tracker: Tracker, run_id: str, tags: dict[str, str], why: str) -> bool:
+    """Put a lost agent's run back in its site's queue if it has retries left; True if so.
+
+    The next attempt is claimed under a new key (``site.claim.<attempt>``); the requeue
+    itself is claimed too, so two reapers requeue a run once.
+    """
+    attempt = int(tags.get("site.attempt", "1"))
+    if attempt > int(tags.get("site.retries", "0")):
+        return False
+    me = ":".join(driver_tags().values())
+    if not claim(tracker.online, run_id, f"site.requeue.{attempt}", me):
+        return True     # another reaper requeued it
+    tracker.set_tags(run_id, {"site.attempt": str(attempt + 1),
+                              f"site.lost.{attempt}": why})
+    set_status(tracker.online, run_id, QUEUED)
+    log.info("run %s requeued (attempt %d): %s", run_id, attempt + 1, why)
+    return True

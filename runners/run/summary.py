@@ -46,21 +46,27 @@ def format_curves(points: list[tuple[str, float, int]], width: int = 12) -> str:
     return "\n".join(lines)
 
 
+def summary_text(cfg: DictConfig, summary: dict[str, Any], tracker: Tracker, run_id: str,
+                 experiment_id: str) -> str:
+    """The results table, the stage times and the command that opens the MLflow UI."""
+    st = summary["stage_times"]
+    lines = [f"\n{cfg.bench.name} on machine={cfg.machine.name} fs={cfg.fs.name}: "
+             f"{cfg.bench.ranks} ranks x {summary['trials']} trials  [run {run_id} FINISHED]",
+             format_table(summary["stats"], summary["shown"])]
+    if summary.get("curves"):
+        lines.append(format_curves(summary["curves"]))
+    lines.append("stages (s): " + "  ".join(f"{k} {v:.2f}" for k, v in st.items()))
+    lines.append("results: " + "  ".join(summary["files"]))
+    if tracker.offline_reason is not None and tracker.spool is not None:
+        lines.append(f"\nRecorded in the spool {tracker.spool.root} (the tracking server could "
+                     "not be reached); upload it with:\n  bench sync")
+        return "\n".join(lines)
+    lines += ["\nOpen the MLflow UI on this store with:", f"  {tracker.ui_command()}",
+              f"  then {ui_url('127.0.0.1', 5000, f'experiments/{experiment_id}/runs/{run_id}')}"]
+    return "\n".join(lines)
+
+
 def print_summary(cfg: DictConfig, summary: dict[str, Any], tracker: Tracker, run_id: str,
                   experiment_id: str) -> None:
-    """Print the results table, the stage times and the command that opens the MLflow UI."""
-    st = summary["stage_times"]
-    print(f"\n{cfg.bench.name} on machine={cfg.machine.name} fs={cfg.fs.name}: "
-          f"{cfg.bench.ranks} ranks x {summary['trials']} trials  [run {run_id} FINISHED]")
-    print(format_table(summary["stats"], summary["shown"]))
-    if summary.get("curves"):
-        print(format_curves(summary["curves"]))
-    print("stages (s): " + "  ".join(f"{k} {v:.2f}" for k, v in st.items()))
-    print("results: " + "  ".join(summary["files"]))
-    if tracker.offline_reason is not None and tracker.spool is not None:
-        print(f"\nRecorded in the spool {tracker.spool.root} (the tracking server could not be "
-              "reached); upload it with:\n  bench sync")
-        return
-    print("\nOpen the MLflow UI on this store with:")
-    print(f"  {tracker.ui_command()}")
-    print(f"  then {ui_url('127.0.0.1', 5000, f'experiments/{experiment_id}/runs/{run_id}')}")
+    """Print :func:`summary_text`."""
+    print(summary_text(cfg, summary, tracker, run_id, experiment_id))

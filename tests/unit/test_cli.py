@@ -32,7 +32,8 @@ def test_verbs_are_listed() -> None:
     import re
 
     expected = {"runs", "ui", "compare", "scaling", "regress", "baseline", "report",
-                "analytics", "publish", "import", "nightly", "bisect", "schedule", "sync"}
+                "analytics", "publish", "import", "nightly", "bisect", "schedule", "site",
+                "sync"}
     assert {v for (v,) in _verbs()[1:]} == expected
     words = set(re.findall(r"[a-z]+", build_parser().format_help()))
     assert expected <= words
