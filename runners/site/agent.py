@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -42,6 +43,7 @@ from runners.site.submit import queue_tags
 from runners.tracking.driver import driver_tags
 from runners.tracking.queue import (
     AGENTS,
+    child_statuses,
     claim,
     claim_key,
     get_run,
@@ -150,6 +152,7 @@ class Agent:
                  site_runs(client, self.name, experiment=AGENTS)]
         for run_id in reap_runs(self.tracker, lost, f"the agent of site={self.name}"):
             log.info("site %s: run %s of a lost agent ended or requeued", self.name, run_id)
+            self.close_parent(self.tracker, run_id)
 
     # -- the queue -----------------------------------------------------------------------
 
@@ -213,28 +216,31 @@ class Agent:
         for run_id in ids:
             if taken >= room:
                 break
-            if run_id not in self.held and self.start(run_id, None) is not None:
+            if run_id not in self.held and self.start(run_id) is not None:
                 taken += 1
         return taken
 
-    def start(self, run_id: str, out_dir: Path | None) -> Future[dict[str, Any]] | None:
+    def start(self, run_id: str) -> Future[dict[str, Any]] | None:
         """Hand a queued run to a worker thread, once (the claim happens there); return its
         future (the one it already has when it was handed over before)."""
         with self.lock:
             if run_id not in self.held and not self.stopping:
-                self.held[run_id] = self.pool.submit(self.execute, run_id, out_dir)
+                self.held[run_id] = self.pool.submit(self.execute, run_id)
             return self.held.get(run_id)
 
     def submitted(self, request: dict[str, Any]) -> tuple[str, Any]:
-        """A run submitted through the socket: record it queued, start it now."""
-        out_dir = Path(str(request["out_dir"]))
-        cfg = OmegaConf.load(out_dir / ".hydra" / "resolved.yaml")
+        """A run submitted through the socket: record it queued (its config files from the
+        submitter's output directory), start it now in a directory of its own."""
+        given = Path(str(request["out_dir"]))
+        cfg = OmegaConf.load(given / ".hydra" / "resolved.yaml")
         assert isinstance(cfg, DictConfig)
         kind = validate(cfg)
         extra = {**queue_tags(cfg), **{f"submit.{k}": str(v) for k, v in
                                        dict(request.get("submitter", {})).items()}}
-        run_id = open_run(cfg, kind, self.tracker, out_dir, extra_tags=extra, queued=True)
-        fut = self.start(run_id, out_dir)
+        run_id = open_run(cfg, kind, self.tracker, given, extra_tags=extra, queued=True)
+        shutil.copytree(given / ".hydra", self.files.run_dir(run_id) / ".hydra",
+                        dirs_exist_ok=True)
+        fut = self.start(run_id)
         self.wake.set()
         if fut is None or not request.get("wait"):
             return run_id, None
@@ -242,7 +248,7 @@ class Agent:
 
     # -- one run -------------------------------------------------------------------------
 
-    def execute(self, run_id: str, out_dir: Path | None) -> dict[str, Any]:
+    def execute(self, run_id: str) -> dict[str, Any]:
         """Claim a queued run and run it; return its outcome (for a waiting submitter)."""
         tracker = self.tracker
         try:
@@ -252,7 +258,7 @@ class Agent:
                                                            claim_key(tags), self.id):
                 return {"status": "taken", "code": 0, "text": f"run {run_id}: another agent "
                         "took it"}
-            out_dir = out_dir or self.files.run_dir(run_id)
+            out_dir = self.files.run_dir(run_id)
             tracker.set_tags(run_id, {**driver_tags(), "site.agent": self.id,
                                       "site.claimed_at": f"{time.time():.3f}",
                                       "hydra.output_dir": str(out_dir),
@@ -262,7 +268,38 @@ class Agent:
             log.warning("site %s: could not claim run %s: %s", self.name, run_id, one_line(exc))
             return {"status": "SCHEDULED", "code": 1, "text": f"run {run_id} could not be "
                     f"claimed: {one_line(exc)}"}
-        return self.run_claimed(tracker, run_id, out_dir)
+        try:
+            return self.run_claimed(tracker, run_id, out_dir)
+        finally:
+            self.close_parent(tracker, run_id)
+
+    def close_parent(self, tracker: Tracker, run_id: str) -> None:
+        """End a queued sweep's parent run once none of its jobs waits or runs any more."""
+        if tracker.offline_reason is not None:
+            return          # `bench sync` uploads the job; a later job closes the parent
+        try:
+            run = get_run(tracker.online, run_id)
+            parent_id = run.data.tags.get("mlflow.parentRunId")
+            if not parent_id:
+                return
+            parent = get_run(tracker.online, parent_id)
+            if parent.info.status != "SCHEDULED" or "sweep.site" not in parent.data.tags:
+                return
+            statuses = child_statuses(tracker.online, str(run.info.experiment_id), parent_id)
+            if any(s in ("SCHEDULED", "RUNNING") for s in statuses):
+                return
+            failed = sum(s != "FINISHED" for s in statuses)
+            tracker.log_metrics(parent_id, {"jobs_total": len(statuses),
+                                            "jobs_finished": len(statuses) - failed,
+                                            "jobs_failed": failed})
+            if failed:
+                tracker.fail_run(parent_id, "sweep", "jobs_failed",
+                                 f"{failed} of {len(statuses)} jobs failed")
+            else:
+                tracker.end_run(parent_id, "FINISHED")
+        except Exception as exc:        # noqa: BLE001 - the next job's end tries again
+            log.warning("site %s: closing the sweep of run %s: %s", self.name, run_id,
+                        one_line(exc))
 
     def run_claimed(self, tracker: Tracker, run_id: str, out_dir: Path) -> dict[str, Any]:
         """Run a claimed run's stages on the agent's executor and close it."""

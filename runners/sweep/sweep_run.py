@@ -89,7 +89,40 @@ class SweepRun:
         to_run = self._resume(valid, rerun=bool(base.rerun) or select == "random")
         log.info("resume: %d of %d jobs to run, looked up in %.2f s", len(to_run), len(valid),
                  time.perf_counter() - t0)
+        if base.site.name:
+            return self._queue(to_run)
         return self._launch(to_run)
+
+    def _queue(self, to_run: list[Job]) -> list[Any]:
+        """``site=NAME``: queue every job as a SCHEDULED child of a SCHEDULED parent run,
+        for the site's agents (the last job to end closes the parent)."""
+        from concurrent.futures import Future
+
+        from runners.run.lifecycle import open_run
+        from runners.site.submit import check, queue_tags
+        from runners.tracking.queue import QUEUED, set_status
+
+        site = str(self.base.site.name)
+        for job in to_run:
+            check(job.config)
+        self.tags["sweep.site"] = site
+        parent_id = self._open_parent(len(to_run))
+        set_status(self.tracker.online, parent_id, QUEUED)
+        for job in to_run:
+            assert job.kind is not None
+            out = self.sweep_dir / str(job.num)
+            (out / ".hydra").mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(OmegaConf.create(job.overrides), out / ".hydra" / "overrides.yaml")
+            job.run_id = open_run(job.task, job.kind, self.tracker, out, parent_id,
+                                  queue_tags(job.task), queued=True)
+            job.state, job.detail = "queued", f"for site={site}"
+            job.future = Future()
+            job.future.set_result({"queued": job.run_id, "site": site})
+        print(_table(self.jobs))
+        print(f"sweep {self.sweep_tag}: {len(to_run)} job(s) queued for site={site} under "
+              f"parent run {parent_id} (SCHEDULED until its last job ends); watch them with "
+              f"`bench site status {site}`")
+        return self._returns({})
 
     def _resume(self, valid: list[Job], rerun: bool) -> list[Job]:
         """Reap stale runs; skip jobs whose config already has a FINISHED run."""

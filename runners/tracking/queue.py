@@ -110,6 +110,14 @@ def site_runs(writer: MlflowWriter, site: str, experiment: str | None = None) ->
         f"attributes.status = 'RUNNING' and tags.{SITE_TAG} = '{site}'")))
 
 
+def child_statuses(writer: MlflowWriter, experiment_id: str, parent_id: str) -> list[str]:
+    """The statuses of a parent run's children (the jobs of a queued sweep)."""
+    runs = writer.client.search_runs(
+        [experiment_id], max_results=10000,
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    return [str(r.info.status) for r in runs]
+
+
 def get_run(writer: MlflowWriter, run_id: str) -> Run:
     """A run (info, params, tags, latest metrics)."""
     return writer.client.get_run(run_id)
