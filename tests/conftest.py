@@ -18,6 +18,7 @@ from tests.support import (
     HttpReceiver,
     RunPy,
     Server,
+    SiteAgent,
     SmtpSink,
     Store,
     child_env,
@@ -48,6 +49,27 @@ def run_py(tmp_path: Path) -> RunPy:
         return proc
 
     return run
+
+
+@pytest.fixture
+def site_agent(tmp_path: Path, store: Store,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., SiteAgent]]:
+    """``site_agent(name="local", *overrides)``: an agent of a site on ``store``, with its
+    files under tmp_path (``BENCH_SITE_DIR``, also for run.py), started, and stopped at the
+    end of the test."""
+    monkeypatch.setenv("BENCH_SITE_DIR", str(tmp_path / "sites"))
+    agents: list[SiteAgent] = []
+
+    def make(name: str = "local", *overrides: str, start: bool = True) -> SiteAgent:
+        agent = SiteAgent(name, tmp_path / "sites", [*store.overrides(), *overrides])
+        agents.append(agent)
+        if start:
+            agent.start()
+        return agent
+
+    yield make
+    for agent in agents:
+        agent.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -480,3 +480,50 @@ class SmtpSink:
 
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()
+
+
+@dataclass
+class SiteAgent:
+    """A site's agent started with ``bench site start`` for a test (its files under
+    ``sites``, its store given by ``overrides``); :meth:`stop` ends it, also when killed."""
+
+    name: str
+    sites: Path
+    overrides: list[str]
+    pid: int = 0
+
+    def bench(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """``bench site <args> <name> <overrides>``."""
+        argv = [str(Path(sys.executable).parent / "bench"), "site", *args, self.name,
+                *self.overrides]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              env=child_env(), cwd=ROOT)
+
+    def ls(self, *args: str) -> subprocess.CompletedProcess:
+        """``bench site ls --tracking-uri <its store> <args>``."""
+        uri = next(o.partition("=")[2] for o in self.overrides if o.startswith("tracking.uri="))
+        return subprocess.run([str(Path(sys.executable).parent / "bench"), "site", "ls",
+                               "--tracking-uri", uri, *args], capture_output=True, text=True,
+                              timeout=120, env=child_env(), cwd=ROOT)
+
+    def start(self) -> subprocess.CompletedProcess:
+        """Start it and remember its pid (the start must succeed)."""
+        proc = self.bench("start")
+        assert proc.returncode == 0, f"bench site start failed:\n{proc.stdout}\n{proc.stderr}"
+        self.pid = int((self.sites / self.name / "agent.pid").read_text().split()[0])
+        return proc
+
+    def log(self) -> str:
+        """The agent's log."""
+        path = self.sites / self.name / "agent.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM via ``bench site stop``; SIGKILL its group if that fails)."""
+        import psutil
+
+        if self.pid and psutil.pid_exists(self.pid):
+            proc = self.bench("stop", "--timeout", "60")
+            if proc.returncode != 0 and psutil.pid_exists(self.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, 9)

@@ -33,7 +33,7 @@ from runners.tracking.tracker import Tracker
 log = logging.getLogger(__name__)
 # Left out of the config hash: paths, names and switches that do not change what is measured
 VOLATILE_KEYS = ("project_root", "cache_root", "run_name", "tags", "dry_run", "tracking",
-                 "rerun", "skip_invalid", "select", "seed", "redact", "telemetry")
+                 "rerun", "skip_invalid", "select", "seed", "redact", "telemetry", "site")
 
 
 def git_info(root: str) -> dict[str, str]:

@@ -272,6 +272,7 @@ class Agent:
             return self.run_claimed(tracker, run_id, out_dir)
         finally:
             self.close_parent(tracker, run_id)
+            self.wake.set()         # room for the next run; the status file says so
 
     def close_parent(self, tracker: Tracker, run_id: str) -> None:
         """End a queued sweep's parent run once none of its jobs waits or runs any more."""
