@@ -195,10 +195,15 @@ def _by(events: pd.DataFrame, by: str, curve: str, t0: float | None) -> pd.DataF
     import pandas as pd
 
     t0 = float(events["time"].min()) if t0 is None else t0
+    end = float(events["time"].max()) - t0
     fn = throughput if curve == "throughput" else utilization
-    parts = [fn(group.drop(columns=by), t0).assign(**{by: key})
-             for key, group in events.groupby(by, sort=False)]
     value = "completed" if curve == "throughput" else "busy"
+    parts = []
+    for key, group in events.groupby(by, sort=False):
+        part = fn(group.drop(columns=by), t0)
+        if part["time"].iloc[-1] < end:     # held to the end of all, so lines end together
+            part.loc[len(part)] = [end, part[value].iloc[-1]]
+        parts.append(part.assign(**{by: key}))
     if not parts:
         return pd.DataFrame(columns=[by, "time", value])
     return pd.concat(parts, ignore_index=True)[[by, "time", value]]
@@ -207,12 +212,14 @@ def _by(events: pd.DataFrame, by: str, curve: str, t0: float | None) -> pd.DataF
 def throughput_by(events: pd.DataFrame, by: str = "site",
                   t0: float | None = None) -> pd.DataFrame:
     """:func:`throughput` of each value of column ``by``, on one clock: columns ``by``,
-    ``time`` (s since ``t0``, by default the first event of all) and ``completed``."""
+    ``time`` (s since ``t0``, by default the first event of all) and ``completed``; each
+    line is held at its last value until the last event of all."""
     return _by(events, by, "throughput", t0)
 
 
 def utilization_by(events: pd.DataFrame, by: str = "site",
                    t0: float | None = None) -> pd.DataFrame:
     """:func:`utilization` of each value of column ``by``, on one clock: columns ``by``,
-    ``time`` (s since ``t0``, by default the first event of all) and ``busy``."""
+    ``time`` (s since ``t0``, by default the first event of all) and ``busy``; each line
+    is held at its last value until the last event of all."""
     return _by(events, by, "utilization", t0)

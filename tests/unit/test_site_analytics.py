@@ -91,15 +91,17 @@ def test_curves_by_site_share_one_clock() -> None:
     assert set(tp["site"]) == {"a", "b"}                         # events without a site: none
     t0 = tagged["time"].min()                                   # r5's first event, 99.5
     b = tp[tp["site"] == "b"]
-    assert b["completed"].tolist() == [0, 1] and b["time"].tolist() == [0.0, 240.0 - t0]
+    assert b["completed"].tolist() == [0, 1, 1]                 # held to r5's end at 400
+    assert b["time"].tolist() == [0.0, 240.0 - t0, 400.0 - t0]
     util = ev.utilization_by(tagged, t0=100.0)
     a = util[util["site"] == "a"]
     assert a["busy"].max() == 2 and a["time"].min() == 0.0
     assert dict(zip(a["time"], a["busy"], strict=False))[130.0 - 100.0] == 1   # r1 ended
-    alone = ev.throughput(tagged[tagged["site"] == "a"].drop(columns="site"))
-    a_tp = ev.throughput_by(tagged[tagged["site"] == "a"])
-    assert a_tp["completed"].tolist() == alone["completed"].tolist()
-    assert a_tp["time"].tolist() == alone["time"].tolist()      # own clock when alone
+    only_a = tagged[tagged["site"] == "a"]
+    alone = ev.utilization(only_a.drop(columns="site"))
+    a_util = ev.utilization_by(only_a)
+    assert a_util["busy"].tolist() == alone["busy"].tolist()      # own clock when alone
+    assert a_util["time"].tolist() == alone["time"].tolist()
 
 
 # ------------------------------------------------- the verb on a store made with the Tracker
