@@ -137,7 +137,9 @@ def site_report(args: argparse.Namespace) -> int:
               f"{s['tasks_per_min']:.2f} tasks/min, {s['runs_per_min']:.2f} runs/min; "
               f"busy workers mean {s['mean_busy']:.2f}, peak {s['peak_busy']:.0f}{wait}")
     title = f"site {', '.join(sites)}" if len(sites) < 4 else f"{len(sites)} sites"
-    for path in plot(with_site(events, runs), Path(args.output), title, by="site"):
+    tagged = with_site(events, runs)
+    tagged = tagged.iloc[tagged["site"].map(sites.index).argsort(kind="stable")]  # legend order
+    for path in plot(tagged, Path(args.output), title, by="site"):
         print(f"  {path}")
     return 0
 
