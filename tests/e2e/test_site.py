@@ -134,7 +134,7 @@ def test_one_agent_per_site_and_host(site_agent: Callable[..., SiteAgent]) -> No
     assert unknown.returncode == 2 and "no site 'nosuch'" in unknown.stderr
     assert "local" in unknown.stderr
     slurm = SiteAgent("slurm", agent.sites, [*agent.overrides,
-                                             "+machine.env.SLURM_CONF=/nonexistent.conf"])
+                                             "machine.env.SLURM_CONF=/nonexistent.conf"])
     down = slurm.bench("start")
     assert down.returncode == 2, down.stdout + down.stderr
     assert down.stderr.startswith("error: machine=docker-slurm")
