@@ -527,3 +527,48 @@ class SiteAgent:
             if proc.returncode != 0 and psutil.pid_exists(self.pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.pid, 9)
+
+
+# ---------------------------------------------------------------- the store as a job queue
+
+def queued_run(uri: str, site: str = "here") -> str:
+    """A run queued (SCHEDULED) for ``site`` in the store at ``uri``."""
+    from runners.tracking.queue import QUEUED, set_status
+    from runners.tracking.writer import MlflowWriter
+
+    writer = MlflowWriter(uri)
+    run_id = writer.start_run("queue", "q", {"a": "1"}, {"site": site, "site.attempt": "1"})
+    set_status(writer, run_id, QUEUED)
+    return run_id
+
+
+def _race(uri: str, run_id: str, agent: str, start: Any, out: Any) -> None:
+    """One racing agent: connect, wait for the start signal, claim."""
+    from runners.tracking.queue import claim
+    from runners.tracking.writer import MlflowWriter
+
+    writer = MlflowWriter(uri)
+    writer.client.get_run(run_id)       # connected before the race
+    start.wait(60)
+    try:
+        out.put((agent, claim(writer, run_id, "site.claim.1", agent)))
+    except Exception as exc:    # noqa: BLE001 - e.g. "database is locked": not a claim
+        out.put((agent, f"{type(exc).__name__}: {exc}"))
+
+
+def claim_race(uri: str, run_id: str, racers: int = 6) -> dict[str, object]:
+    """``racers`` processes claim one queued run at the same moment; what each got
+    (True: it holds the claim; False: another does; else the error)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(uri, run_id, f"agent-{i}", start, out))
+             for i in range(racers)]
+    for p in procs:
+        p.start()
+    start.set()
+    results = dict(out.get(timeout=180) for _ in procs)
+    for p in procs:
+        p.join(60)
+    return results

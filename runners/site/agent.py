@@ -372,8 +372,8 @@ class Agent:
         """Record in the store that this agent is alive and what it does."""
         self.beat = time.time()
         status = self.status()
-        try:
-            self.tracker.set_tags(self.record_id, {
+        try:    # straight to the store: a heartbeat is worth nothing later, from a spool
+            self.tracker.online.set_tags(self.record_id, {
                 "site.polled": f"{self.polled or self.beat:.3f}",
                 "site.running": str(len(status["running"])),
                 "site.blocks": ",".join(status["blocks"]),
