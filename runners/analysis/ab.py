@@ -34,8 +34,9 @@ SIDES = ("baseline", "contender")
 SIDE = "side"
 #: Always matched: what benchmark ran where.
 MATCHED = ("experiment", "tag.machine", "tag.fs")
-#: Params that are no part of a config (a sweep job's run name, where the store is).
-NOT_CONFIG = ("param.run_name", "param.tracking.")
+#: Params that are no part of a config (a sweep job's run name, where the store is, the
+#: site that ran it and its agents' claims).
+NOT_CONFIG = ("param.run_name", "param.tracking.", "param.site.")
 WORSE, BETTER, SAME, MISSING_MARK = "+", "-", "~", "x"
 LEGEND = {WORSE: "worse", BETTER: "better", SAME: "unchanged", MISSING_MARK: "missing"}
 

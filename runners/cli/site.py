@@ -152,7 +152,12 @@ def queue_length(w: MlflowWriter, site: str) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    """Every agent recorded in the store (any host), live ones first, with its queue."""
+    """Every agent recorded in the store (any host), newest first, with its queue.
+
+    State: ``live`` (polled in the last minute), ``silent`` (has not: hung, or its host
+    cannot reach the store), ``lost`` (its process is gone from this host; the next agent
+    of the site reaps it), or how it ended (``finished``, ``killed``)."""
+    from runners.tracking.driver import driver_alive
     from runners.tracking.queue import agent_runs
 
     w = writer(args.tracking_uri)
@@ -167,6 +172,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         t = r.data.tags
         polled = float(t.get("site.polled", "0") or 0)
         state = r.info.status.lower() if r.info.status != "RUNNING" else (
+            "lost" if driver_alive(dict(t)) is False else
             "live" if now - polled <= STALE_S else "silent")
         rows.append((t.get("site", "?"), t.get("site.machine", "?"), t.get("driver.host", "?"),
                      t.get("driver.pid", "?"), state,

@@ -772,3 +772,14 @@ def test_ab_compare_sides_pure_skips_non_finite_values() -> None:
     assert rows.to_dict("records") == [{
         "machine": "m", "fs": "f", "metric": "t.median", "baseline": 1.02, "contender": 2.02,
         "ratio": 1.98, "p": pytest.approx(0.00794, abs=1e-5), "n": "5/5", "mark": "+"}]
+
+
+def test_ab_config_leaves_out_the_site_and_its_claims() -> None:
+    """A run queued through a site (``param.site.*``, an agent's ``site.claim.N``) matches
+    the same config run directly: those params are no part of the config."""
+    from runners.analysis.ab import config_params
+
+    frame = pd.DataFrame({"param.bench.ranks": ["2"], "param.site.name": ["local"],
+                          "param.site.claim.1": ["vm:1:2"], "param.tracking.uri": ["x"],
+                          "param.machine.name": ["local"]})
+    assert config_params(frame) == ["param.bench.ranks", "param.machine.name"]
