@@ -103,7 +103,9 @@ def test_unreachable_server_pauses_claiming_and_the_spool_keeps_the_running_run(
         client = server.client()
         points = client.get_metric_history(a, "slept_s")
         assert sorted(p.step for p in points) == [0, 1]
-        runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+        exp = client.get_experiment_by_name(experiment)
+        assert exp is not None
+        runs = client.search_runs([exp.experiment_id])
         assert len(runs) == 2
         fault_report("site agent: tracking server cut while a run ran, another queued", 2,
                      sum(r.info.status == "FINISHED" for r in runs),

@@ -55,8 +55,10 @@ def test_two_sites_one_store(server: Server, agents: dict[str, SiteAgent],
     on_slurm.append(submit(tmp_path, 20, *common, "site=slurm", "fs=scratch",
                            BENCH_SITE_DIR=str(tmp_path / "elsewhere")))
     client = server.client()
+    sites = client.get_experiment_by_name("bench-sites")
+    assert sites is not None
     ids = {name: client.get_run(next(r.info.run_id for r in client.search_runs(
-        [client.get_experiment_by_name("bench-sites").experiment_id],
+        [sites.experiment_id],
         filter_string=f"tags.`driver.pid` = '{agent.pid}'"))).data.tags["site.agent"]
         for name, agent in agents.items()}
     jobs = set()
