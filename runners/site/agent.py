@@ -348,9 +348,14 @@ class Agent:
     # -- what others see -----------------------------------------------------------------
 
     def blocks(self) -> list[str]:
-        """The executor's blocks (job ids) now."""
+        """The job ids of the executor's blocks that are pending or running now (as its
+        status poller last saw them; released ones stay in Parsl's tables, ended)."""
         executor = self.dfk.executors.get(self.label) if self.dfk is not None else None
-        return [str(j) for j in getattr(executor, "blocks_to_job_id", {}).values()]
+        if executor is None:
+            return []
+        jobs = getattr(executor, "blocks_to_job_id", {})
+        seen: dict[str, Any] = dict(getattr(executor, "status_facade", {}))
+        return [str(jobs.get(block, block)) for block, st in seen.items() if not st.terminal]
 
     def status(self) -> dict[str, Any]:
         """What ``bench site status`` prints."""

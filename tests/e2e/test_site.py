@@ -198,3 +198,26 @@ def test_killed_agent_is_reaped_and_its_queue_picked_up(
     fault_report("site agent SIGKILLed with 2 runs (1 retry)", 3,
                  sum(client.get_run(i).info.status in ("FINISHED", "KILLED")
                      for i in (lost, retried, later)), 0)
+
+
+def test_idle_blocks_are_released_and_started_again(
+        run_py: RunPy, store: Store, site_agent: Callable[..., SiteAgent]) -> None:
+    """Parsl's strategy releases the agent's block after ``site.idle_min`` without work and
+    starts a new one for the next run."""
+    agent = site_agent("local", "site.idle_min=0.05")      # 3 s
+    first = run_py(*NOOP, "site=local", "site.wait=true", *store.overrides(), timeout=120)
+    assert first.returncode == 0, first.stderr
+    blocks = []
+    for _ in range(60):
+        status = agent.bench("status").stdout
+        blocks.append(next(ln for ln in status.splitlines() if "blocks:" in ln))
+        if "none now" in blocks[-1]:
+            break
+        time.sleep(0.5)
+    assert "none now" in blocks[-1], blocks
+    second = run_py(*NOOP, "site=local", "site.wait=true", *store.overrides(), timeout=120)
+    assert second.returncode == 0, second.stderr + agent.log()
+    runs = store.runs("sleep")
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    again = next(ln for ln in agent.bench("status").stdout.splitlines() if "blocks:" in ln)
+    assert "none now" not in again and again != blocks[0], (blocks, again)
