@@ -126,16 +126,16 @@ def open_run(cfg: DictConfig, kind: Kind, tracker: Tracker, out_dir: Path,
              queued: bool = False) -> str:
     """Open the experiment's MLflow run (RUNNING) with its params, tags and config files;
     ``queued``: as SCHEDULED, for a site's agent to run (:mod:`runners.tracking.queue`)."""
+    if queued and tracker.offline_reason is not None:     # the queue is the store itself
+        raise ConfigError(f"cannot queue the run for site={cfg.site.name}: the tracking "
+                          f"server {tracker.uri} cannot be reached ({tracker.offline_reason})"
+                          "; try again when it answers, or run it here without site=")
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     tags = {**run_tags(cfg, kind, resolved, out_dir), **(extra_tags or {})}
     params = {**flatten(resolved), **kind.params()}
     run_id = tracker.start_run(experiment_name(cfg), cfg.run_name or default_run_name(cfg),
                                params, tags, parent_run_id)
     if queued:
-        if tracker.offline_reason is not None:
-            raise ConfigError(f"cannot queue the run for site={cfg.site.name}: the tracking "
-                              f"server {tracker.uri} cannot be reached ({tracker.offline_reason})"
-                              "; try again when it answers, or run it here without site=")
         set_status(tracker.online, run_id, QUEUED)
     log.info("run %s opened", run_id)
     hydra_dir = out_dir / ".hydra"
