@@ -25,6 +25,8 @@ from runners.site.inbox import send
 
 #: An agent that has not polled for this long is not counted as running.
 LIVE_S = 60.0
+#: The statistics of a per-trial metric, logged as ``<metric>.<statistic>``.
+STATS = frozenset({"min", "median", "mean", "max", "std", "cv"})
 #: Exit codes of a run that ended so (as ``python run.py`` without a site).
 CODES = {"FINISHED": 0, "FAILED": 1, "KILLED": 130}
 
@@ -130,7 +132,24 @@ def through_store(cfg: DictConfig, kind: Kind, out_dir: Path) -> dict[str, Any]:
     print(f"run {run_id} {status} on site={name}"
           + (f": {tags.get('failure.stage')} failed ({tags.get('failure.kind')}): "
              f"{tags.get('failure.message')}" if status != "FINISHED" else ""))
+    if status == "FINISHED":
+        print(stored_table(dict(run.data.metrics), tags.get("fom", "")))
     code = 2 if tags.get("failure.kind") == "sanity" else CODES[status]
     if code:
         raise RunFailed(code, f"run {run_id} {status}")
     return {"run_id": run_id, "status": status, "site": name}
+
+
+def stored_table(metrics: dict[str, float], fom: str) -> str:
+    """The results table of a finished run, from its ``<metric>.<statistic>`` metrics
+    (figures of merit first), as ``python run.py`` prints it."""
+    from runners.run.summary import format_table
+
+    stats: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        name, _, stat = key.rpartition(".")
+        if stat in STATS and name:
+            stats.setdefault(name, {})[stat] = value
+    full = {k: v for k, v in stats.items() if STATS <= v.keys()}
+    first = [m for m in fom.split(",") if m in full]
+    return format_table(full, first + sorted(k for k in full if k not in first))

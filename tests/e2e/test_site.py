@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 
@@ -221,3 +223,17 @@ def test_idle_blocks_are_released_and_started_again(
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
     again = next(ln for ln in agent.bench("status").stdout.splitlines() if "blocks:" in ln)
     assert "none now" not in again and again != blocks[0], (blocks, again)
+
+
+def test_queueing_needs_the_store(run_py: RunPy, tmp_path: Path) -> None:
+    """With the tracking server unreachable, ``site=`` refuses in one line (exit 2) and
+    writes nothing, not even to the spool: the queue is the store."""
+    with socket.socket() as sock:           # a loopback port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = run_py(*NOOP, "site=local", "tracking=server", f"tracking.uri=http://127.0.0.1:{port}",
+                  f"tracking.spool={tmp_path}/spool", timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "cannot queue the run for site=local" in errors[0]
+    assert not (tmp_path / "spool").exists() or not any((tmp_path / "spool").iterdir())

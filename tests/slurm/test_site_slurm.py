@@ -35,11 +35,13 @@ def agents(server: Server, tmp_path: Path,
 
 
 def submit(tmp_path: Path, n: int, *args: str, **env: str) -> str:
-    """``python run.py ARGS site.wait=true``; the queued run's id (the run must finish)."""
+    """``python run.py ARGS site.wait=true``; the queued run's id (the run must finish and
+    its results table be printed, through the socket or the store)."""
     proc = subprocess.run([sys.executable, str(ROOT / "run.py"), *args, "site.wait=true",
                            f"hydra.run.dir={tmp_path}/out{n}"], capture_output=True,
                           text=True, env={**child_env(), **env}, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "slept_s" in proc.stdout, proc.stdout
     return next(ln.split()[1] for ln in proc.stderr.splitlines() if " queued for site=" in ln)
 
 

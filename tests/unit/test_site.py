@@ -12,7 +12,7 @@ import pytest
 
 from runners.errors import ConfigError
 from runners.site.files import SiteFiles
-from runners.site.submit import check, queue_tags
+from runners.site.submit import check, queue_tags, stored_table
 from tests.support import make
 
 
@@ -57,3 +57,15 @@ def test_site_files_find_only_a_live_agent(tmp_path: Path) -> None:
     files.write_status({"running": ["r1"]})
     status = files.read_status()
     assert status is not None and status["running"] == ["r1"] and status["written"] > 0
+
+
+def test_a_stored_run_prints_the_table_of_a_direct_run() -> None:
+    """``site.wait=true`` through the store prints the run's statistics, headline first."""
+    stats = {"min": 1.0, "median": 2.0, "mean": 2.0, "max": 3.0, "std": 1.0, "cv": 0.5}
+    metrics = {f"b_s.{k}": v for k, v in stats.items()}
+    metrics.update({f"a_s.{k}": v for k, v in stats.items()})
+    metrics.update({"stage.bench_s": 0.1, "c_s.median": 1.0})    # no table row: incomplete
+    lines = stored_table(metrics, "b_s").splitlines()
+    assert lines[0].split() == ["metric", "min", "median", "mean", "max", "std", "cv"]
+    assert [ln.split()[0] for ln in lines[1:]] == ["b_s", "a_s"]
+    assert lines[1].split()[1:3] == ["1", "2"]
