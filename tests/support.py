@@ -572,3 +572,10 @@ def claim_race(uri: str, run_id: str, racers: int = 6) -> dict[str, object]:
     for p in procs:
         p.join(60)
     return results
+
+
+def slurm_env() -> dict[str, str]:
+    """The environment with the project-local SLURM_CONF (for squeue, sacct, ...)."""
+    out = subprocess.run(["bash", "-c", f". {ROOT}/cluster/slurm/env.sh && echo $SLURM_CONF"],
+                         capture_output=True, text=True, check=True)
+    return dict(os.environ, SLURM_CONF=out.stdout.strip())

@@ -37,13 +37,14 @@ from runners.run.dfk import stop as dfk_stop
 from runners.run.lifecycle import close_run, open_run, open_tracker, sigterm_to_interrupt
 from runners.run.reap import mark_children, parsl_pids, reap_runs
 from runners.run.summary import summary_text
+from runners.site.blocks import cancel_blocks, live_blocks
 from runners.site.files import SiteFiles
 from runners.site.inbox import Inbox
 from runners.site.submit import queue_tags
+from runners.site.sweeps import close_parent
 from runners.tracking.driver import driver_tags
 from runners.tracking.queue import (
     AGENTS,
-    child_statuses,
     claim,
     claim_key,
     get_run,
@@ -84,6 +85,8 @@ class Agent:
         self.polled = self.beat = 0.0
         self.done = self.failed = 0
         self.paused = ""
+        self.left_blocks: list[str] = []
+        self.recorded_blocks: list[str] = []
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -118,9 +121,11 @@ class Agent:
                                      str(self.cfg.fs.name))
         config.max_idletime = float(self.cfg.site.idle_min) * 60.0
         self.dfk = dfk_start(config)
+        self.cancel_left_blocks()
         self.record_id = self.tracker.start_run(
             AGENTS, f"{self.name}@{socket.gethostname()}", {},
             {"site": self.name, "site.machine": self.label, "site.agent": self.id,
+             "site.blocks": ",".join(self.blocks()),
              "site.log": str(self.files.log), "driver.parsl_pids": parsl_pids(self.dfk),
              **driver_tags()})
         inbox = Inbox(self.files.socket, self.submitted)
@@ -150,9 +155,19 @@ class Agent:
         lost = [(r.info.run_id, dict(r.data.tags)) for r in site_runs(client, self.name)]
         lost += [(r.info.run_id, dict(r.data.tags)) for r in
                  site_runs(client, self.name, experiment=AGENTS)]
-        for run_id in reap_runs(self.tracker, lost, f"the agent of site={self.name}"):
+        ended = reap_runs(self.tracker, lost, f"the agent of site={self.name}")
+        for run_id in ended:
             log.info("site %s: run %s of a lost agent ended or requeued", self.name, run_id)
-            self.close_parent(self.tracker, run_id)
+            close_parent(self.tracker, run_id, self.name)
+        self.left_blocks = [job for run_id, tags in lost if run_id in ended
+                            for job in tags.get("site.blocks", "").split(",") if job]
+
+    def cancel_left_blocks(self) -> None:
+        """Cancel the batch jobs a lost agent of this site left (:func:`cancel_blocks`)."""
+        executor = self.dfk.executors.get(self.label)
+        jobs = [j for j in self.left_blocks if j not in live_blocks(executor)]
+        if str(self.cfg.machine.scheduler) != "local":   # local pools went with the processes
+            cancel_blocks(executor, jobs, self.name)
 
     # -- the queue -----------------------------------------------------------------------
 
@@ -164,7 +179,10 @@ class Agent:
             if busy < self.workers and self.claiming():
                 taken = self.take(self.workers - busy)
                 pause = float(self.cfg.site.poll_s) if taken else min(pause * 2, IDLE_POLL_S)
-            if time.time() - self.beat >= float(self.cfg.site.heartbeat_s):
+            blocks = self.blocks()
+            if (time.time() - self.beat >= float(self.cfg.site.heartbeat_s)
+                    or blocks != self.recorded_blocks):     # the store knows what to cancel
+                self.recorded_blocks = blocks
                 self.heartbeat()
             self.write_status()
             self.wake.wait(pause)
@@ -271,36 +289,8 @@ class Agent:
         try:
             return self.run_claimed(tracker, run_id, out_dir)
         finally:
-            self.close_parent(tracker, run_id)
+            close_parent(tracker, run_id, self.name)
             self.wake.set()         # room for the next run; the status file says so
-
-    def close_parent(self, tracker: Tracker, run_id: str) -> None:
-        """End a queued sweep's parent run once none of its jobs waits or runs any more."""
-        if tracker.offline_reason is not None:
-            return          # `bench sync` uploads the job; a later job closes the parent
-        try:
-            run = get_run(tracker.online, run_id)
-            parent_id = run.data.tags.get("mlflow.parentRunId")
-            if not parent_id:
-                return
-            parent = get_run(tracker.online, parent_id)
-            if parent.info.status != "SCHEDULED" or "sweep.site" not in parent.data.tags:
-                return
-            statuses = child_statuses(tracker.online, str(run.info.experiment_id), parent_id)
-            if any(s in ("SCHEDULED", "RUNNING") for s in statuses):
-                return
-            failed = sum(s != "FINISHED" for s in statuses)
-            tracker.log_metrics(parent_id, {"jobs_total": len(statuses),
-                                            "jobs_finished": len(statuses) - failed,
-                                            "jobs_failed": failed})
-            if failed:
-                tracker.fail_run(parent_id, "sweep", "jobs_failed",
-                                 f"{failed} of {len(statuses)} jobs failed")
-            else:
-                tracker.end_run(parent_id, "FINISHED")
-        except Exception as exc:        # noqa: BLE001 - the next job's end tries again
-            log.warning("site %s: closing the sweep of run %s: %s", self.name, run_id,
-                        one_line(exc))
 
     def run_claimed(self, tracker: Tracker, run_id: str, out_dir: Path) -> dict[str, Any]:
         """Run a claimed run's stages on the agent's executor and close it."""
@@ -348,14 +338,8 @@ class Agent:
     # -- what others see -----------------------------------------------------------------
 
     def blocks(self) -> list[str]:
-        """The job ids of the executor's blocks that are pending or running now (as its
-        status poller last saw them; released ones stay in Parsl's tables, ended)."""
-        executor = self.dfk.executors.get(self.label) if self.dfk is not None else None
-        if executor is None:
-            return []
-        jobs = getattr(executor, "blocks_to_job_id", {})
-        seen: dict[str, Any] = dict(getattr(executor, "status_facade", {}))
-        return [str(jobs.get(block, block)) for block, st in seen.items() if not st.terminal]
+        """The job ids of the executor's live blocks."""
+        return live_blocks(self.dfk.executors.get(self.label) if self.dfk is not None else None)
 
     def status(self) -> dict[str, Any]:
         """What ``bench site status`` prints."""

@@ -150,6 +150,6 @@ def stored_table(metrics: dict[str, float], fom: str) -> str:
         name, _, stat = key.rpartition(".")
         if stat in STATS and name:
             stats.setdefault(name, {})[stat] = value
-    full = {k: v for k, v in stats.items() if STATS <= v.keys()}
+    full = {k: v for k, v in stats.items() if v.keys() >= STATS}
     first = [m for m in fom.split(",") if m in full]
     return format_table(full, first + sorted(k for k in full if k not in first))

@@ -7,24 +7,16 @@ A Slurm that cannot be started is a failure here, never a skip.
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, RunPy, Store
+from tests.support import ROOT, RunPy, Store, slurm_env
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 SLURM = ROOT / "cluster" / "slurm"
-
-
-def slurm_env() -> dict[str, str]:
-    """The environment with the project-local SLURM_CONF."""
-    out = subprocess.run(["bash", "-c", f". {SLURM}/env.sh && echo $SLURM_CONF"],
-                         capture_output=True, text=True, check=True)
-    return dict(os.environ, SLURM_CONF=out.stdout.strip())
 
 
 def squeue_ids() -> list[str]:

@@ -4,15 +4,18 @@ in one batch job; ``bench site ls`` shows both and ``bench analytics`` reports e
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, Server, SiteAgent, child_env
+from tests.support import ROOT, Server, SiteAgent, child_env, slurm_env
 
 BENCH = str(Path(sys.executable).with_name("bench"))
 
@@ -88,3 +91,42 @@ def test_two_sites_one_store(server: Server, agents: dict[str, SiteAgent],
     assert report.returncode == 0, report.stderr
     assert "site local:" in report.stdout and "site slurm:" in report.stdout
     assert (tmp_path / "an" / "throughput.png").is_file()
+
+
+def squeue() -> set[str]:
+    """The job ids in Slurm's queue."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True,
+                         timeout=30, env=slurm_env())
+    return set(out.stdout.split())
+
+
+def block_of(agent: SiteAgent, timeout: float = 60) -> str:
+    """The batch job the agent's block runs in (``bench site status``)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        line = next(ln for ln in agent.bench("status").stdout.splitlines() if "blocks:" in ln)
+        job = line.split(":", 1)[1].strip()
+        if job.isdigit():
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"the agent of site={agent.name} has no block: {agent.log()}")
+
+
+def test_a_killed_agents_batch_job_is_cancelled_when_the_site_restarts(
+        site_agent: Callable[..., SiteAgent]) -> None:
+    """SIGKILL the Slurm site's agent: its batch job stays queued until the next agent of
+    the site starts, which cancels it and submits its own."""
+    agent = site_agent("slurm")
+    old = block_of(agent)
+    assert old in squeue()
+    os.kill(agent.pid, signal.SIGKILL)
+    time.sleep(1)
+    assert old in squeue()          # nothing else ends it at once
+    agent.start()
+    new = block_of(agent)
+    assert new != old
+    t0 = time.monotonic()
+    while old in squeue() and time.monotonic() - t0 < 30:
+        time.sleep(0.5)
+    assert old not in squeue(), agent.log()
+    assert f"cancelled blocks ['{old}']" in agent.log()
