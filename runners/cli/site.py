@@ -5,6 +5,8 @@
     bench site start slurm tracking=server # overrides compose as for run.py
     bench site status local                # what it runs, its blocks, queue, last poll
     bench site ls                          # every agent recorded in the store, on any host
+    bench site queue                       # the runs waiting for an agent
+    bench site cancel RUN_ID               # take a queued run out of the queue (KILLED)
     bench site stop local
 """
 
@@ -186,6 +188,59 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_queue(args: argparse.Namespace) -> int:
+    """The runs waiting for an agent (all sites, or those named), oldest first."""
+    from runners.tracking.queue import queued_all
+
+    runs = [r for r in queued_all(writer(args.tracking_uri))
+            if not args.sites or r.data.tags["site"] in args.sites]
+    now = time.time()
+    print(f"{'site':<10} {'run':<32} {'experiment/run name':<40} {'waiting':>9} attempt")
+    for r in runs:
+        t = r.data.tags
+        waited = now - float(t.get("site.queued_at", "0") or 0)
+        print(f"{t['site']:<10} {r.info.run_id:<32} "
+              f"{(r.info.experiment_id + '/' + (r.info.run_name or ''))[:40]:<40} "
+              f"{waited:>8.0f}s {t.get('site.attempt', '1')}")
+    print(f"{len(runs)} run(s) queued")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Take queued runs out of the queue: each ends KILLED (failure.kind=cancelled) unless
+    an agent claimed it first."""
+    import getpass
+    import socket
+
+    from runners.tracking.queue import QUEUED, claim, claim_key, get_run
+    from runners.tracking.tracker import Tracker
+
+    w = writer(args.tracking_uri)
+    runs = {}
+    for run_id in args.run_ids:
+        try:
+            run = get_run(w, run_id)
+        except Exception:       # noqa: BLE001 - MLflow's "not found" has no own class
+            return fail(f"no run {run_id} in {args.tracking_uri}; `bench site queue` lists "
+                        "the queued ones")
+        if run.info.status != QUEUED or "site" not in run.data.tags:
+            return fail(f"run {run_id} is {run.info.status}, not queued for a site; only "
+                        "SCHEDULED runs can be cancelled (`bench site queue` lists them)")
+        runs[run_id] = run
+    tracker = Tracker(args.tracking_uri)
+    who = f"{getpass.getuser()}@{socket.gethostname()}"
+    taken = 0
+    for run_id, run in runs.items():
+        if not claim(w, run_id, claim_key(dict(run.data.tags)), f"cancelled by {who}"):
+            print(f"run {run_id}: an agent took it first; it runs")
+            taken += 1
+            continue
+        tracker.fail_run(run_id, "queue", "cancelled", f"cancelled by {who} before an agent "
+                         "took it", status="KILLED")
+        print(f"run {run_id} cancelled (KILLED)")
+    return 1 if taken else 0
+
+
 def add_parser(verbs: argparse._SubParsersAction) -> None:
     """Register ``bench site`` and its sub-commands."""
     doc = __doc__ or ""
@@ -205,10 +260,17 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
             p.add_argument("--timeout", type=float, default=600.0,
                            help="seconds to wait for the runs it holds to end (default 600)")
         p.set_defaults(func=func)
-    p = sub.add_parser("ls", help=(cmd_ls.__doc__ or "").splitlines()[0],
-                       description=cmd_ls.__doc__)
     from runners.cli.options import add_store
 
-    add_store(p)
-    p.add_argument("--all", action="store_true", help="also agents that stopped or were lost")
-    p.set_defaults(func=cmd_ls)
+    for name, func in (("ls", cmd_ls), ("queue", cmd_queue), ("cancel", cmd_cancel)):
+        p = sub.add_parser(name, help=(func.__doc__ or "").splitlines()[0],
+                           description=func.__doc__)
+        add_store(p)
+        if name == "ls":
+            p.add_argument("--all", action="store_true",
+                           help="also agents that stopped or were lost")
+        if name == "queue":
+            p.add_argument("sites", nargs="*", metavar="SITE", help="only these sites")
+        if name == "cancel":
+            p.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="queued runs")
+        p.set_defaults(func=func)

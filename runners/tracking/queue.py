@@ -118,6 +118,17 @@ def child_statuses(writer: MlflowWriter, experiment_id: str, parent_id: str) -> 
     return [str(r.info.status) for r in runs]
 
 
+def queued_all(writer: MlflowWriter, limit: int = 10000) -> list[Run]:
+    """Every run queued for any site, oldest first."""
+    client = writer.client
+    ids = [e.experiment_id for e in client.search_experiments() if e.name != AGENTS]
+    if not ids:
+        return []
+    runs = client.search_runs(ids, max_results=limit, order_by=["attributes.start_time ASC"],
+                              filter_string=f"attributes.status = '{QUEUED}'")
+    return [r for r in runs if SITE_TAG in r.data.tags]
+
+
 def get_run(writer: MlflowWriter, run_id: str) -> Run:
     """A run (info, params, tags, latest metrics)."""
     return writer.client.get_run(run_id)

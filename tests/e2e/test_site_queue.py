@@ -42,3 +42,43 @@ def test_queue_lists_a_sites_runs_oldest_first_and_requeue_uses_a_new_key(
     assert key == "site.claim.2"
     assert claim(writer, first, key, "b") is True
     assert claim(writer, first, key, "a") is False
+
+
+def test_bench_site_queue_lists_and_cancel_takes_runs_out(store: Store) -> None:
+    """``bench site queue`` lists queued runs; ``bench site cancel`` ends one KILLED
+    (failure.kind=cancelled) through a claim, so it loses to an agent that claimed first;
+    a run that is not queued, or unknown, is one line and exit 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.support import child_env
+
+    bench = str(Path(sys.executable).with_name("bench"))
+
+    def site(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([bench, "site", *args, "--tracking-uri", store.uri],
+                              capture_output=True, text=True, env=child_env(), timeout=120)
+
+    first, second, other = (queued_run(store.uri), queued_run(store.uri),
+                            queued_run(store.uri, "there"))
+    listed = site("queue")
+    assert listed.returncode == 0
+    assert [ln.split()[1] for ln in listed.stdout.splitlines()[1:-1]] == [first, second, other]
+    assert "3 run(s) queued" in listed.stdout
+    assert site("queue", "there").stdout.count(other) == 1
+    assert first not in site("queue", "there").stdout
+    writer = MlflowWriter(store.uri)
+    assert claim(writer, second, "site.claim.1", "an-agent") is True     # taken meanwhile
+    done = site("cancel", first, second)
+    assert done.returncode == 1, done.stderr
+    assert f"run {first} cancelled" in done.stdout and "an agent took it first" in done.stdout
+    run = writer.client.get_run(first)
+    assert run.info.status == "KILLED" and run.data.tags["failure.kind"] == "cancelled"
+    assert writer.client.get_run(second).info.status == QUEUED    # the agent's to run
+    again = site("cancel", first)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1
+    assert "is KILLED, not queued" in again.stderr
+    unknown = site("cancel", "0" * 32)
+    assert unknown.returncode == 2 and "no run 000" in unknown.stderr
+    assert writer.client.get_run(other).info.status == QUEUED      # untouched
