@@ -269,6 +269,9 @@ class Agent:
     def execute(self, run_id: str) -> dict[str, Any]:
         """Claim a queued run and run it; return its outcome (for a waiting submitter)."""
         tracker = self.tracker
+        if self.stopping:       # handed over but not begun: left for the next agent
+            return {"status": "SCHEDULED", "code": 1, "text": f"error: the agent of site="
+                    f"{self.name} stopped before it took run {run_id}; it stays queued"}
         try:
             run = get_run(tracker.online, run_id)
             tags = dict(run.data.tags)

@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -22,6 +22,9 @@ from runners.errors import ConfigError, RunFailed
 from runners.kinds.base import Kind
 from runners.site.files import SiteFiles
 from runners.site.inbox import send
+
+if TYPE_CHECKING:
+    from runners.tracking.writer import MlflowWriter
 
 #: An agent that has not polled for this long is not counted as running.
 LIVE_S = 60.0
@@ -93,6 +96,10 @@ def through_socket(cfg: DictConfig, files: SiteFiles, out_dir: Path) -> dict[str
     except (OSError, StopIteration, ValueError) as exc:
         raise RunFailed(1, f"the agent of site={name} stopped answering while run {run_id} "
                            f"ran ({exc}); see `bench site status {name}`") from None
+    if final["status"] == "taken":      # an agent elsewhere claimed it first:
+        from runners.tracking.writer import MlflowWriter  # its end is read from the store
+
+        return wait_in_store(cfg, MlflowWriter(str(cfg.tracking.uri)), run_id, True)
     print(final["text"])
     if final["code"]:
         raise RunFailed(int(final["code"]), str(final["text"]))
@@ -102,7 +109,7 @@ def through_socket(cfg: DictConfig, files: SiteFiles, out_dir: Path) -> dict[str
 def through_store(cfg: DictConfig, kind: Kind, out_dir: Path) -> dict[str, Any]:
     """Record the run SCHEDULED in the store; say whether an agent will take it."""
     from runners.run.lifecycle import open_run, open_tracker
-    from runners.tracking.queue import get_run, polled_within
+    from runners.tracking.queue import polled_within
 
     name = str(cfg.site.name)
     tracker, _ = open_tracker(cfg)
@@ -116,10 +123,26 @@ def through_store(cfg: DictConfig, kind: Kind, out_dir: Path) -> dict[str, Any]:
         return {"queued": run_id, "site": name}
     if not cfg.site.wait:
         return {"queued": run_id, "site": name}
-    limit = float(cfg.site.wait_agent_s)
+    return wait_in_store(cfg, tracker.online, run_id, bool(live))
+
+
+def wait_in_store(cfg: DictConfig, writer: MlflowWriter, run_id: str,
+                  live: bool) -> dict[str, Any]:
+    """Wait for a queued run to end, reading the store; print its end as ``run.py`` would.
+
+    Raises
+    ------
+    ConfigError
+        No agent is ``live`` and none took the run within ``site.wait_agent_s``.
+    RunFailed
+        The run ended FAILED or KILLED (its exit code).
+    """
+    from runners.tracking.queue import get_run
+
+    name, limit = str(cfg.site.name), float(cfg.site.wait_agent_s)
     t0 = time.monotonic()
     while True:
-        run = get_run(tracker.online, run_id)
+        run = get_run(writer, run_id)
         status = str(run.info.status)
         if status in CODES:
             break
