@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.support import (
     ROOT,
     SCRIPTS,
     HttpReceiver,
+    Proxy,
     RunPy,
     Server,
     SiteAgent,
@@ -92,6 +94,15 @@ def server() -> Iterator[Server]:
     finally:
         stop = script("stop.sh", env)
         assert stop.returncode == 0, f"stop.sh failed:\n{stop.stdout}\n{stop.stderr}"
+
+
+@pytest.fixture
+def proxy(server: Server) -> Iterator[Proxy]:
+    """A cuttable TCP path to the session's server (``proxy.down()`` cuts it)."""
+    url = urlparse(server.uri)
+    fwd = Proxy(url.hostname or "127.0.0.1", int(url.port or 80)).up()
+    yield fwd
+    fwd.down()
 
 
 #: Rows of the fault-injection suite (tests/server/test_faults.py), printed at the end.

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -116,15 +116,6 @@ def lost_points(expected: dict[str, list[int]], found: dict[str, list[int]]) -> 
 
 
 # --------------------------------------------------------------------------- the server
-
-
-@pytest.fixture
-def proxy(server: Server) -> Iterator[Proxy]:
-    """A cuttable TCP path to the server."""
-    url = urlparse(server.uri)
-    fwd = Proxy(url.hostname or "127.0.0.1", int(url.port or 80)).up()
-    yield fwd
-    fwd.down()
 
 
 SLEEP = ["bench=sleep", "bench.params.seconds=1", "bench.trials=3", "tracking=server"]

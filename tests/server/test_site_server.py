@@ -8,22 +8,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
 from tests.support import ROOT, Proxy, Server, SiteAgent, child_env, claim_race, queued_run
-
-
-@pytest.fixture
-def proxy(server: Server) -> Iterator[Proxy]:
-    """A cuttable TCP path to the server."""
-    url = urlparse(server.uri)
-    fwd = Proxy(url.hostname or "127.0.0.1", int(url.port or 80)).up()
-    yield fwd
-    fwd.down()
 
 
 def run_py(args: list[str], out: Path, **env: str) -> subprocess.CompletedProcess:
