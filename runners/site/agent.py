@@ -45,9 +45,9 @@ from runners.site.sweeps import close_parent
 from runners.tracking.driver import driver_tags
 from runners.tracking.queue import (
     AGENTS,
+    brief,
     claim,
     claim_key,
-    get_run,
     queued_runs,
     set_status,
     site_runs,
@@ -152,13 +152,15 @@ class Agent:
         """End KILLED (or requeue) this site's runs whose agent on this host is gone, and
         stop the Parsl processes dead agents of this site left."""
         client = self.tracker.online
-        lost = [(r.info.run_id, dict(r.data.tags)) for r in site_runs(client, self.name)]
-        lost += [(r.info.run_id, dict(r.data.tags)) for r in
-                 site_runs(client, self.name, experiment=AGENTS)]
+        runs = site_runs(client, self.name) + site_runs(client, self.name, experiment=AGENTS)
+        lost = [(r.info.run_id, dict(r.data.tags)) for r in runs]
         ended = reap_runs(self.tracker, lost, f"the agent of site={self.name}")
-        for run_id in ended:
-            log.info("site %s: run %s of a lost agent ended or requeued", self.name, run_id)
-            close_parent(self.tracker, run_id, self.name)
+        for r in runs:
+            if r.info.run_id in ended:
+                log.info("site %s: run %s of a lost agent ended or requeued", self.name,
+                         r.info.run_id)
+                close_parent(self.tracker, r.info.run_id, self.name, dict(r.data.tags),
+                             str(r.info.experiment_id))
         self.left_blocks = [job for run_id, tags in lost if run_id in ended
                             for job in tags.get("site.blocks", "").split(",") if job]
 
@@ -176,8 +178,10 @@ class Agent:
         pause = float(self.cfg.site.poll_s)
         while True:
             busy = self.running()
-            if busy < self.workers and self.claiming():
-                taken = self.take(self.workers - busy)
+            # runs handed over beyond the workers wait in the pool: a worker that ends a run
+            # begins the next at once, not at the next poll
+            if busy < 2 * self.workers and self.claiming():
+                taken = self.take(2 * self.workers - busy)
                 pause = float(self.cfg.site.poll_s) if taken else min(pause * 2, IDLE_POLL_S)
             blocks = self.blocks()
             if (time.time() - self.beat >= float(self.cfg.site.heartbeat_s)
@@ -189,9 +193,11 @@ class Agent:
             self.wake.clear()
 
     def running(self) -> int:
-        """Runs held now."""
+        """Runs held now (running, or handed over and waiting for a worker); the ended
+        ones are forgotten."""
         with self.lock:
-            return sum(not f.done() for f in self.held.values())
+            self.held = {r: f for r, f in self.held.items() if not f.done()}
+            return len(self.held)
 
     def claiming(self) -> bool:
         """Whether the store can be asked (claiming pauses while the server is gone)."""
@@ -273,13 +279,14 @@ class Agent:
             return {"status": "SCHEDULED", "code": 1, "text": f"error: the agent of site="
                     f"{self.name} stopped before it took run {run_id}; it stays queued"}
         try:
-            run = get_run(tracker.online, run_id)
-            tags = dict(run.data.tags)
-            if run.info.status != "SCHEDULED" or not claim(tracker.online, run_id,
-                                                           claim_key(tags), self.id):
+            run = brief(tracker.online, run_id)
+            tags = run.tags
+            if run.status != "SCHEDULED" or not claim(tracker.online, run_id,
+                                                      claim_key(tags), self.id):
                 return {"status": "taken", "code": 0, "text": f"run {run_id}: another agent "
                         "took it"}
             out_dir = self.files.run_dir(run_id)
+            given = tags.get("hydra.output_dir", "")
             tracker.set_tags(run_id, {**driver_tags(), "site.agent": self.id,
                                       "site.claimed_at": f"{time.time():.3f}",
                                       "hydra.output_dir": str(out_dir),
@@ -290,15 +297,16 @@ class Agent:
             return {"status": "SCHEDULED", "code": 1, "text": f"run {run_id} could not be "
                     f"claimed: {one_line(exc)}"}
         try:
-            return self.run_claimed(tracker, run_id, out_dir)
+            return self.run_claimed(tracker, run_id, out_dir, given, run.experiment_id)
         finally:
-            close_parent(tracker, run_id, self.name)
+            close_parent(tracker, run_id, self.name, tags, run.experiment_id)
             self.wake.set()         # room for the next run; the status file says so
 
-    def run_claimed(self, tracker: Tracker, run_id: str, out_dir: Path) -> dict[str, Any]:
+    def run_claimed(self, tracker: Tracker, run_id: str, out_dir: Path, given: str,
+                    experiment_id: str) -> dict[str, Any]:
         """Run a claimed run's stages on the agent's executor and close it."""
         try:
-            cfg = self.config_of(tracker, run_id, out_dir)
+            cfg = self.config_of(tracker, run_id, out_dir, given)
             kind = validate(cfg)
         except Exception as exc:        # noqa: BLE001 - the run fails, the agent goes on
             tracker.fail_run(run_id, "config", "config", one_line(exc, 1000))
@@ -316,23 +324,25 @@ class Agent:
             self.failed += 1
             return {"status": "FAILED", "code": 1, "text": f"error: {one_line(exc)}"}
         self.done += 1
-        experiment_id = str(get_run(tracker.online, run_id).info.experiment_id) \
-            if tracker.offline_reason is None else "?"
         return {"status": "FINISHED", "code": 0,
                 "text": summary_text(cfg, summary, tracker, run_id, experiment_id)}
 
-    def config_of(self, tracker: Tracker, run_id: str, out_dir: Path) -> DictConfig:
-        """The run's composed config: from its output directory on this host, else from
-        its ``config/resolved.yaml`` artifact."""
+    def config_of(self, tracker: Tracker, run_id: str, out_dir: Path,
+                  given: str) -> DictConfig:
+        """The run's composed config: from its output directory on this host (a socket
+        submission was copied there; ``given``: where a sweep on this host queued it), else
+        from its ``config/resolved.yaml`` artifact."""
         path = out_dir / ".hydra" / "resolved.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() and (Path(given) / ".hydra" / "resolved.yaml").is_file():
+            shutil.copy(Path(given) / ".hydra" / "resolved.yaml", path)
         if not path.is_file():
-            from runners.tracking.query import StoreReader
-
-            got = StoreReader(tracker.uri).download_artifact(run_id, "config/resolved.yaml",
-                                                               str(out_dir / "download"))
-            if got is None:
-                raise ConfigError(f"run {run_id} has no config/resolved.yaml artifact")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                got = tracker.online.client.download_artifacts(
+                    run_id, "config/resolved.yaml", str(out_dir))
+            except Exception as exc:        # noqa: BLE001 - MLflow's errors vary by store
+                raise ConfigError(f"run {run_id} has no config/resolved.yaml artifact: "
+                                  f"{one_line(exc)}") from None
             Path(got).replace(path)
         cfg = OmegaConf.load(path)
         assert isinstance(cfg, DictConfig)

@@ -7,27 +7,37 @@ from __future__ import annotations
 import logging
 
 from runners.errors import one_line
-from runners.tracking.queue import child_statuses, get_run
+from runners.tracking.queue import brief, child_statuses
 from runners.tracking.tracker import Tracker
 
 log = logging.getLogger("runners.site")
 
 
-def close_parent(tracker: Tracker, run_id: str, site: str) -> None:
-    """End a queued sweep's parent run once none of its jobs waits or runs any more."""
-    if tracker.offline_reason is not None:
-        return          # `bench sync` uploads the job; a later job closes the parent
+def close_parent(tracker: Tracker, run_id: str, site: str, tags: dict[str, str],
+                 experiment_id: str) -> None:
+    """End a queued sweep's parent run once none of its jobs waits or runs any more.
+
+    Parameters
+    ----------
+    tracker : Tracker
+        The store.
+    run_id, tags, experiment_id : str, dict, str
+        The job that just ended (its tags as it was queued) and its experiment.
+    site : str
+        The agent's site (for its log).
+    """
+    parent_id = tags.get("mlflow.parentRunId")
+    if not parent_id or tracker.offline_reason is not None:
+        return          # offline: `bench sync` uploads the job; a later job closes the parent
     try:
-        run = get_run(tracker.online, run_id)
-        parent_id = run.data.tags.get("mlflow.parentRunId")
-        if not parent_id:
+        parent = brief(tracker.online, parent_id)
+        if parent.status != "SCHEDULED" or "sweep.site" not in parent.tags:
             return
-        parent = get_run(tracker.online, parent_id)
-        if parent.info.status != "SCHEDULED" or "sweep.site" not in parent.data.tags:
+        # one job still waiting or running is enough to know (cheap: the first found)
+        if child_statuses(tracker.online, experiment_id, parent_id, ("SCHEDULED", "RUNNING"),
+                          limit=1):
             return
-        statuses = child_statuses(tracker.online, str(run.info.experiment_id), parent_id)
-        if any(s in ("SCHEDULED", "RUNNING") for s in statuses):
-            return
+        statuses = child_statuses(tracker.online, experiment_id, parent_id)
         failed = sum(s != "FINISHED" for s in statuses)
         tracker.log_metrics(parent_id, {"jobs_total": len(statuses),
                                         "jobs_finished": len(statuses) - failed,

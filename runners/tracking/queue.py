@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runners.tracking.sql import SQLITE
@@ -110,12 +111,18 @@ def site_runs(writer: MlflowWriter, site: str, experiment: str | None = None) ->
         f"attributes.status = 'RUNNING' and tags.{SITE_TAG} = '{site}'")))
 
 
-def child_statuses(writer: MlflowWriter, experiment_id: str, parent_id: str) -> list[str]:
-    """The statuses of a parent run's children (the jobs of a queued sweep)."""
-    runs = writer.client.search_runs(
-        [experiment_id], max_results=10000,
-        filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
-    return [str(r.info.status) for r in runs]
+def child_statuses(writer: MlflowWriter, experiment_id: str, parent_id: str,
+                   only: tuple[str, ...] = (), limit: int = 10000) -> list[str]:
+    """The statuses of a parent run's children (the jobs of a queued sweep); ``only``
+    those with one of these statuses, at most ``limit`` of each."""
+    where = f"tags.`mlflow.parentRunId` = '{parent_id}'"
+    found: list[str] = []
+    for status in only or ("",):
+        extra = f" and attributes.status = '{status}'" if status else ""
+        runs = writer.client.search_runs([experiment_id], max_results=limit,
+                                         filter_string=where + extra)
+        found += [str(r.info.status) for r in runs]
+    return found
 
 
 def queued_all(writer: MlflowWriter, limit: int = 10000) -> list[Run]:
@@ -127,6 +134,34 @@ def queued_all(writer: MlflowWriter, limit: int = 10000) -> list[Run]:
     runs = client.search_runs(ids, max_results=limit, order_by=["attributes.start_time ASC"],
                               filter_string=f"attributes.status = '{QUEUED}'")
     return [r for r in runs if SITE_TAG in r.data.tags]
+
+
+@dataclass(frozen=True)
+class Brief:
+    """What an agent needs to know of a run: its status, experiment and tags."""
+
+    status: str
+    experiment_id: str
+    tags: dict[str, str]
+
+
+def brief(writer: MlflowWriter, run_id: str) -> Brief:
+    """A run's status, experiment and tags (in a SQLite store two plain queries: MLflow's
+    ``get_run`` also builds every param and metric, ~10x the time)."""
+    if not writer.uri.startswith(SQLITE):
+        run = writer.client.get_run(run_id)
+        return Brief(str(run.info.status), str(run.info.experiment_id), dict(run.data.tags))
+    con = sqlite3.connect(writer.uri[len(SQLITE):], timeout=10)
+    try:
+        row = con.execute("SELECT status, experiment_id FROM runs WHERE run_uuid = ?",
+                          (run_id,)).fetchone()
+        tags = dict(con.execute("SELECT key, value FROM tags WHERE run_uuid = ?",
+                                (run_id,)).fetchall())
+    finally:
+        con.close()
+    if row is None:
+        raise KeyError(f"no run {run_id} in {writer.uri}")
+    return Brief(str(row[0]), str(row[1]), {str(k): str(v) for k, v in tags.items()})
 
 
 def get_run(writer: MlflowWriter, run_id: str) -> Run:
