@@ -135,8 +135,6 @@ def open_run(cfg: DictConfig, kind: Kind, tracker: Tracker, out_dir: Path,
     params = {**flatten(resolved), **kind.params()}
     run_id = tracker.start_run(experiment_name(cfg), cfg.run_name or default_run_name(cfg),
                                params, tags, parent_run_id)
-    if queued:
-        set_status(tracker.online, run_id, QUEUED)
     log.info("run %s opened", run_id)
     hydra_dir = out_dir / ".hydra"
     hydra_dir.mkdir(parents=True, exist_ok=True)
@@ -145,6 +143,8 @@ def open_run(cfg: DictConfig, kind: Kind, tracker: Tracker, out_dir: Path,
     environment = out_dir / "environment.json"
     environment.write_text(json.dumps(tracker.redactor.environment(), indent=1) + "\n")
     tracker.log_artifacts(run_id, [str(environment)], "provenance")
+    if queued:      # last: an agent may take it from now on, config files and all
+        set_status(tracker.online, run_id, QUEUED)
     return run_id
 
 

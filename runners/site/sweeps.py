@@ -38,6 +38,8 @@ def close_parent(tracker: Tracker, run_id: str, site: str, tags: dict[str, str],
                           limit=1):
             return
         statuses = child_statuses(tracker.online, experiment_id, parent_id)
+        if len(statuses) < int(parent.tags.get("sweep.to_run", "0")):
+            return      # the submitter is still queueing the sweep's jobs
         failed = sum(s != "FINISHED" for s in statuses)
         tracker.log_metrics(parent_id, {"jobs_total": len(statuses),
                                         "jobs_finished": len(statuses) - failed,

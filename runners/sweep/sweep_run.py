@@ -107,7 +107,10 @@ class SweepRun:
             check(job.config)
         self.tags["sweep.site"] = site
         parent_id = self._open_parent(len(to_run))
-        set_status(self.tracker.online, parent_id, QUEUED)
+        if to_run:      # else nothing is queued: the parent ends now, as a direct sweep's
+            set_status(self.tracker.online, parent_id, QUEUED)
+        else:
+            self.tracker.end_run(parent_id, "FINISHED")
         for job in to_run:
             assert job.kind is not None
             out = self.sweep_dir / str(job.num)
@@ -119,9 +122,12 @@ class SweepRun:
             job.future = Future()
             job.future.set_result({"queued": job.run_id, "site": site})
         print(_table(self.jobs))
-        print(f"sweep {self.sweep_tag}: {len(to_run)} job(s) queued for site={site} under "
-              f"parent run {parent_id} (SCHEDULED until its last job ends); watch them with "
-              f"`bench site status {site}`")
+        if to_run:
+            print(f"sweep {self.sweep_tag}: {len(to_run)} job(s) queued for site={site} under "
+                  f"parent run {parent_id} (SCHEDULED until its last job ends); watch them "
+                  f"with `bench site queue` and `bench site status {site}`")
+        else:
+            print(f"sweep {self.sweep_tag}: nothing to queue [parent run {parent_id} FINISHED]")
         return self._returns({})
 
     def _resume(self, valid: list[Job], rerun: bool) -> list[Job]:

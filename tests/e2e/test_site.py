@@ -162,6 +162,13 @@ def test_sweep_queues_its_jobs_under_a_parent(run_py: RunPy, store: Store,
     assert len(children) == 3
     assert {r.info.status for r in children} == {"FINISHED"}
     assert client.get_run(parent.info.run_id).data.metrics["jobs_finished"] == 3
+    # the same sweep again: every job FINISHED already, nothing queued, the parent ends
+    again = run_py("-m", "bench=sleep", "bench.params.seconds=0,0.1,0.2", "site=local",
+                   *store.overrides(), timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to queue" in again.stdout
+    parents = [r for r in store.runs("sleep") if "sweep.id" in r.data.tags]
+    assert [r.info.status for r in parents] == ["FINISHED", "FINISHED"]
 
 
 def test_killed_agent_is_reaped_and_its_queue_picked_up(

@@ -82,3 +82,29 @@ def test_bench_site_queue_lists_and_cancel_takes_runs_out(store: Store) -> None:
     unknown = site("cancel", "0" * 32)
     assert unknown.returncode == 2 and "no run 000" in unknown.stderr
     assert writer.client.get_run(other).info.status == QUEUED      # untouched
+
+
+def test_a_queued_sweeps_parent_waits_for_every_job_it_announced(store: Store) -> None:
+    """The parent closes when its last job ends, not when the jobs queued so far did
+    (the submitter may still be queueing): ``sweep.to_run`` says how many there are."""
+    from runners.site.sweeps import close_parent
+    from runners.tracking.tracker import Tracker
+
+    writer, tracker = MlflowWriter(store.uri), Tracker(store.uri)
+    parent = writer.start_run("queue", "sweep", {}, {"sweep.site": "here", "sweep.to_run": "2"})
+    set_status(writer, parent, QUEUED)
+    experiment = writer.experiment_id("queue")
+
+    def job(status: str) -> str:
+        run_id = writer.start_run("queue", "job", {}, {"site": "here"}, parent)
+        writer.end_run(run_id, status)
+        return run_id
+
+    first = job("FINISHED")
+    close_parent(tracker, first, "here", {"mlflow.parentRunId": parent}, experiment)
+    assert writer.client.get_run(parent).info.status == QUEUED      # one more to come
+    second = job("FAILED")
+    close_parent(tracker, second, "here", {"mlflow.parentRunId": parent}, experiment)
+    run = writer.client.get_run(parent)
+    assert run.info.status == "FAILED" and run.data.metrics["jobs_failed"] == 1
+    assert run.data.tags["failure.kind"] == "jobs_failed"
