@@ -15,13 +15,14 @@
    (``sacct`` when the cluster keeps accounting, else the runs' ``scheduler.job_id`` tags)
    and, for each run after the first, ``site.queued_at`` → its first metric (≤ 1 s).
    Starts the local cluster (cluster/slurm/start.sh) unless it is up, and stops it then.
-4. Fidelity: ``bench=mpi4py_import bench.ranks=2 bench.trials=N`` through the agent vs
-   directly, alternating; median of the runs' ``total_s.median`` within ±5 %.
+4. Fidelity: ``bench=osu bench.tests=[latency] bench.max_size=8 bench.ranks=2
+   bench.trials=N`` (or ``--fidelity mpi4py_import``: its ``total_s``) through the agent vs
+   directly, alternating; median of the runs' medians within ±5 %.
 
 Everything (store, artifacts, agents' files) lives in a temporary directory, removed at
 the end; every agent started is stopped.  ReFrame runs from its own venv under .cache/.
 
-    python benchmarks/site.py [--reps 3] [--n 100] [--trials 10] [--workers 2]
+    python benchmarks/site.py [--reps 3] [--n 100] [--trials 10] [--fidelity osu] [--workers 2]
                               [--only wait,queue,fidelity,slurm] [--slurm [--accounting]]
 """
 
@@ -207,10 +208,10 @@ class Bench:
         done = [float(r["time"]) for r in rows if r["state"] in ("done", "failed")]
         return {"submitted": min(sub), "done": max(done)} if sub and done else {}
 
-    def metric(self, run_id: str, key: str) -> float:
-        """A run's latest value of a metric."""
-        rows = self.query("SELECT value FROM metrics WHERE run_uuid = ? AND key = ? "
-                          "ORDER BY timestamp DESC, step DESC LIMIT 1", run_id, key)
+    def metric(self, run_id: str, key: str, step: int = 0) -> float:
+        """A run's latest value of a metric at ``step``."""
+        rows = self.query("SELECT value FROM metrics WHERE run_uuid = ? AND key = ? AND step = ? "
+                          "ORDER BY timestamp DESC LIMIT 1", run_id, key, step)
         return float(rows[0][0])
 
 
@@ -358,27 +359,36 @@ worker thread's time per run, in ms (total over the sweep / {n}); {workers} thre
 """
 
 
-def part_fidelity(b: Bench, reps: int, trials: int) -> str:
+FIDELITY = {   # bench → (its arguments, the figure: metric and step, and what it is)
+    "osu": (["bench=osu", "bench.tests=[latency]", "bench.max_size=8"], "osu_latency", 8,
+            "OSU latency at 8 B (µs)"),
+    "mpi4py_import": (["bench=mpi4py_import"], "total_s.median", 0, "total_s (s)"),
+}
+
+
+def part_fidelity(b: Bench, reps: int, trials: int, bench: str) -> str:
     """4: the same benchmark's figure through the agent vs directly, alternating."""
-    args = ["bench=mpi4py_import", "bench.ranks=2", f"bench.trials={trials}"]
+    extra, key, step, what = FIDELITY[bench]
+    args = [*extra, "bench.ranks=2", f"bench.trials={trials}"]
     b.run_id(*args)                                   # warm: its environment is built once
     direct, site, rows = [], [], []
     for i in range(reps):
         _, d = b.run_id(*args)
         _, s = b.run_id(*args, "site=local", "site.wait=true")
-        direct.append(b.metric(d, "total_s.median"))
-        site.append(b.metric(s, "total_s.median"))
+        direct.append(b.metric(d, key, step))
+        site.append(b.metric(s, key, step))
         rows.append(f"| {i} | {direct[-1]:.4f} | {site[-1]:.4f} | {site[-1] / direct[-1]:.3f} |")
     ratio = med(site) / med(direct)
-    return f"""## 4. Fidelity: `bench=mpi4py_import bench.ranks=2 bench.trials={trials}` through the agent vs directly
+    return f"""## 4. Fidelity: `{' '.join(args)}` through the agent vs directly
 
-Each run's `total_s.median` (over its {trials} trials), alternating.
+Each run's `{key}`{f" at step {step}" if step else ""} (the median over its {trials} trials), alternating.
 
-| rep | direct total_s (s) | through the agent total_s (s) | agent / direct |
+| rep | direct: {what} | through the agent: {what} | agent / direct |
 | --- | ---: | ---: | ---: |
 {chr(10).join(rows)}
 
-Median: direct {med(direct):.4f} s, through the agent {med(site):.4f} s; ratio {ratio:.3f}.
+Median: direct {med(direct):.4f}, through the agent {med(site):.4f}; ratio {ratio:.3f}
+(per rep {min(s / d for s, d in zip(site, direct, strict=True)):.2f}–{max(s / d for s, d in zip(site, direct, strict=True)):.2f}).
 Target within ±5 % → {ok(abs(ratio - 1) <= 0.05)}.
 """
 
@@ -465,6 +475,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="repetitions of each part (default 3)")
     ap.add_argument("--n", type=int, default=100, help="queued runs in part 2 (default 100)")
     ap.add_argument("--trials", type=int, default=10, help="trials per fidelity run (10)")
+    ap.add_argument("--fidelity", choices=sorted(FIDELITY), default="osu",
+                    help="the fidelity part's benchmark (default osu: latency at 8 B)")
     ap.add_argument("--workers", type=int, default=2, help="site.workers of the agent (2)")
     ap.add_argument("--only", default=",".join(PARTS),
                     help=f"comma-separated parts among {','.join(PARTS)} (default all)")
@@ -497,7 +509,7 @@ def main() -> None:
             if "queue" in only:
                 parts.append(part_queue(b, args.reps, args.n, reframe, args.workers))
             if "fidelity" in only:
-                parts.append(part_fidelity(b, args.reps, args.trials))
+                parts.append(part_fidelity(b, args.reps, args.trials, args.fidelity))
         if "queue" in only:          # after the agent above stopped: one agent at a time
             parts.insert(2 if "wait" in only else 1, part_profile(b, args.n, args.workers))
         if slurm:            # numbered 3: before the fidelity part
