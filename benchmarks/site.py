@@ -72,10 +72,12 @@ def wrap(owner, name):
             with lock:
                 stats[name][0] += 1; stats[name][1] += time.perf_counter() - t0
     setattr(owner, name, timed)
-for n in ("queued_runs", "get_run", "claim", "set_status", "close_run", "child_statuses",
-          "validate"):
+import runners.site.sweeps as S
+for n in ("queued_runs", "brief", "claim", "set_status", "close_run", "validate",
+          "close_parent"):
     wrap(A, n)
-for n in ("execute", "close_parent", "run_claimed", "config_of"):
+wrap(S, "child_statuses")
+for n in ("execute", "run_claimed", "config_of"):
     wrap(A.Agent, n)
 for n in ("set_tags", "log_metrics", "end_run"):
     wrap(Tracker, n)
@@ -84,10 +86,10 @@ sys.exit(A.main(sys.argv[1:2]))
 """
 STEPS = {"execute": "a run on its worker thread, all of it (claim to sweep check)",
          "close_run": "its stages through Parsl and closing it (statistics, artifacts, tags)",
-         "close_parent": "after the run ended: is its sweep over? (get_run × 2 + child_statuses)",
-         "child_statuses": "  of which: search_runs of all the sweep's children",
-         "config_of": "its config: the artifact config/resolved.yaml downloaded",
-         "get_run": "get_run (execute 1, close_parent 2, run_claimed 1)",
+         "close_parent": "after the run ended: is its sweep over? (brief + child_statuses)",
+         "child_statuses": "  of which: search_runs for one unfinished job of the sweep",
+         "config_of": "its config (copied from the job's directory, else downloaded)",
+         "brief": "brief: a run's status and tags (execute 1, close_parent 1)",
          "set_tags": "set_tags (claim tags, and in the run's close)",
          "set_status": "set_status RUNNING",
          "log_metrics": "log_metrics", "end_run": "end_run", "validate": "validate(cfg)",
