@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from parsl.config import Config
 
 
-def build(machine: MachineConfig, run_dir: str, fs_name: str | None = None) -> Config:
+def build(machine: MachineConfig, run_dir: str, fs_name: str | None = None,
+          max_idletime: float | None = None) -> Config:
     """Build the Parsl config for a machine.
 
     Parameters
@@ -29,14 +30,19 @@ def build(machine: MachineConfig, run_dir: str, fs_name: str | None = None) -> C
         Parsl's run directory (under the Hydra output directory).
     fs_name : str, optional
         The chosen filesystem (its job directives, e.g. DataWarp's, go in the batch script).
+    max_idletime : float, optional
+        Seconds a block may stay idle before Parsl's strategy releases it (a site agent's
+        ``site.idle_min``); default Parsl's.
 
     Returns
     -------
     parsl.config.Config
     """
     record = scheduler(str(machine.scheduler))
-    return apply(record.config(machine, run_dir, fs_name), int(getattr(machine, "retries", 0)),
-                 {str(machine.name): record})
+    config = record.config(machine, run_dir, fs_name)
+    if max_idletime is not None:
+        config.max_idletime = float(max_idletime)
+    return apply(config, int(getattr(machine, "retries", 0)), {str(machine.name): record})
 
 
 def build_many(targets: list[tuple[str, Any, str | None]], run_dir: str) -> Config:

@@ -48,6 +48,7 @@ from runners.tracking.queue import (
     brief,
     claim,
     claim_key,
+    download_config,
     queued_runs,
     set_status,
     site_runs,
@@ -82,7 +83,7 @@ class Agent:
         self.stopping = False
         self.dfk: Any = None
         self.record_id = ""
-        self.polled = self.beat = 0.0
+        self.polled = self.beat = self.written = 0.0     # when it last polled, beat, wrote
         self.done = self.failed = 0
         self.paused = ""
         self.left_blocks: list[str] = []
@@ -118,8 +119,8 @@ class Agent:
         import parsl_configs
 
         config = parsl_configs.build(self.cfg.machine, str(self.files.root / "runinfo"),
-                                     str(self.cfg.fs.name))
-        config.max_idletime = float(self.cfg.site.idle_min) * 60.0
+                                     str(self.cfg.fs.name),
+                                     max_idletime=float(self.cfg.site.idle_min) * 60.0)
         self.dfk = dfk_start(config)
         self.cancel_left_blocks()
         self.record_id = self.tracker.start_run(
@@ -338,12 +339,10 @@ class Agent:
             shutil.copy(Path(given) / ".hydra" / "resolved.yaml", path)
         if not path.is_file():
             try:
-                got = tracker.online.client.download_artifacts(
-                    run_id, "config/resolved.yaml", str(out_dir))
+                download_config(tracker.online, run_id, path)
             except Exception as exc:        # noqa: BLE001 - MLflow's errors vary by store
                 raise ConfigError(f"run {run_id} has no config/resolved.yaml artifact: "
                                   f"{one_line(exc)}") from None
-            Path(got).replace(path)
         cfg = OmegaConf.load(path)
         assert isinstance(cfg, DictConfig)
         return cfg
@@ -366,7 +365,7 @@ class Agent:
 
     def write_status(self) -> None:
         """Rewrite the status file (at most every half second)."""
-        if time.time() - getattr(self, "written", 0.0) >= 0.5 or self.stopping:
+        if time.time() - self.written >= 0.5 or self.stopping:
             self.written = time.time()
             self.files.write_status(self.status())
 

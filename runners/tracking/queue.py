@@ -19,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runners.tracking.sql import SQLITE
@@ -162,6 +163,13 @@ def brief(writer: MlflowWriter, run_id: str) -> Brief:
     if row is None:
         raise KeyError(f"no run {run_id} in {writer.uri}")
     return Brief(str(row[0]), str(row[1]), {str(k): str(v) for k, v in tags.items()})
+
+
+def download_config(writer: MlflowWriter, run_id: str, path: Path) -> None:
+    """Write a queued run's ``config/resolved.yaml`` artifact to ``path``."""
+    got = writer.client.download_artifacts(run_id, "config/resolved.yaml", str(path.parent))
+    if Path(got) != path:
+        Path(got).replace(path)
 
 
 def get_run(writer: MlflowWriter, run_id: str) -> Run:

@@ -5,6 +5,7 @@ and an agent killed with SIGKILL (reaped, requeued, its Parsl processes stopped)
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import time
@@ -98,7 +99,8 @@ def test_failed_run_keeps_its_cause_and_the_agent_goes_on(
 
 
 def test_no_agent_queues_and_the_agent_started_later_runs_the_queue(
-        run_py: RunPy, store: Store, site_agent: Callable[..., SiteAgent]) -> None:
+        run_py: RunPy, store: Store, site_agent: Callable[..., SiteAgent],
+        tmp_path: Path) -> None:
     """No agent: the run is queued with one line saying how to start one (exit 0);
     ``site.wait=true`` gives up after the stated wait (exit 2), the run still queued.  An
     agent started afterwards takes both."""
@@ -118,7 +120,8 @@ def test_no_agent_queues_and_the_agent_started_later_runs_the_queue(
     assert {client.get_run(i).info.status for i in (first, second)} == {"SCHEDULED"}
     status = agent.bench("status")
     assert status.returncode == 3 and "2 run(s) queued" in status.stdout
-    agent.start()
+    shutil.rmtree(tmp_path / "outputs")     # as if queued from another host: the agent
+    agent.start()                           # reads their configs from the store
     for run_id in (first, second):
         assert wait_for(store, run_id, ("FINISHED", "FAILED")) == "FINISHED", agent.log()
 
