@@ -113,7 +113,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """What this host's agent of a site runs now, its blocks, its queue, its last poll."""
+    """What this host's agent of a site runs now, its blocks, its queue, its last poll
+    (exit code 3 when no agent of the site runs on this host)."""
     try:
         cfg = site_config(args.name, args.overrides)
     except InputError as exc:
@@ -215,7 +216,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from runners.tracking.queue import QUEUED, claim, claim_key, get_run
     from runners.tracking.tracker import Tracker
 
-    w = writer(args.tracking_uri)
+    tracker = Tracker(args.tracking_uri)
+    w = tracker.online
     runs = {}
     for run_id in args.run_ids:
         try:
@@ -227,7 +229,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
             return fail(f"run {run_id} is {run.info.status}, not queued for a site; only "
                         "SCHEDULED runs can be cancelled (`bench site queue` lists them)")
         runs[run_id] = run
-    tracker = Tracker(args.tracking_uri)
     who = f"{getpass.getuser()}@{socket.gethostname()}"
     taken = 0
     for run_id, run in runs.items():
